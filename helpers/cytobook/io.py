@@ -1,0 +1,120 @@
+"""Safe file handling: images read with clear errors, results written atomically.
+
+Every writer here either leaves the complete file or directory in place or
+nothing at all, so an interrupted run never leaves a half-written artefact that
+a later notebook could mistake for a result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+
+class ImageReadError(ValueError):
+    """An image file that cannot be decoded; the message names the file."""
+
+
+def read_image(path: str | os.PathLike, mode: str = "RGB") -> np.ndarray:
+    """Read an image file fully into a ``uint8`` array.
+
+    Parameters
+    ----------
+    path
+        Image file (any format Pillow reads: BMP, PNG, JPEG, TIFF...).
+    mode
+        Pillow mode to convert to, ``"RGB"`` (H, W, 3) or ``"L"`` (H, W).
+
+    Raises
+    ------
+    ImageReadError
+        If the file is missing, empty, truncated or not an image. Pillow is
+        told not to accept truncated files, so a cut-off BMP fails here instead
+        of silently yielding a partly black cell.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            image.load()  # decodes every pixel: truncation shows up here
+            return np.asarray(image.convert(mode))
+    except FileNotFoundError:
+        raise ImageReadError(f"{path}: file not found (expected an image)") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise ImageReadError(
+            f"{path}: cannot be read as an image ({error}); expected a complete {path.suffix or 'image'} file"
+        ) from None
+
+
+def write_image(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Write a ``uint8`` image atomically (format from the file suffix)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        Image.fromarray(np.ascontiguousarray(array)).save(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | os.PathLike, data: Any) -> Path:
+    """Write ``data`` as indented JSON, atomically; NumPy scalars are converted."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(data, indent=2, sort_keys=True, default=_json_default)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+@contextlib.contextmanager
+def atomic_directory(final: str | os.PathLike) -> Iterator[Path]:
+    """Build a directory under a temporary name and move it into place at the end.
+
+    If the body raises, the temporary directory is removed and ``final`` is
+    left as it was. If another process finished the same directory first, its
+    copy is kept and ours discarded (both are built from the same inputs).
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.partial-"))
+    try:
+        yield tmp
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not final.is_dir():
+                raise
+            shutil.rmtree(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def cache_dir() -> Path:
+    """Where generated data sets live: ``$CYTOBOOK_CACHE`` or ``~/.cache/cytobook``."""
+    root = os.environ.get("CYTOBOOK_CACHE") or Path.home() / ".cache" / "cytobook"
+    return Path(root)

@@ -1,0 +1,126 @@
+"""The three run profiles: ``smoke`` for tests, ``demo`` for a laptop, ``full`` for the reports.
+
+A notebook receives only a profile name; everything that depends on the
+compute budget (how much data is generated, image sizes, epochs, batch sizes,
+whether ImageNet weights are mandatory) is derived here, so that the three
+profiles differ in one place and nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+
+
+@dataclass(frozen=True)
+class CnmcSpec:
+    """Size of a generated C-NMC 2019 data set (the official tree, scaled down).
+
+    Attributes
+    ----------
+    image_size
+        Side of the square images in pixels (450 in the real release).
+    subjects_per_fold
+        ``(ALL subjects, HEM subjects)`` in each of the three training folds.
+    cells_per_subject
+        Inclusive range ``(low, high)`` of images drawn for each subject.
+    prelim_subjects, final_subjects
+        ``(ALL, HEM)`` subjects in the preliminary (labelled) and final
+        (unlabelled) test sets; they never appear in the training folds.
+    """
+
+    image_size: int = 450
+    subjects_per_fold: tuple[int, int] = (16, 9)
+    cells_per_subject: tuple[int, int] = (110, 170)
+    prelim_subjects: tuple[int, int] = (9, 4)
+    final_subjects: tuple[int, int] = (9, 9)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything a notebook derives from its ``profile`` parameter.
+
+    Attributes
+    ----------
+    name
+        ``"smoke"``, ``"demo"`` or ``"full"``.
+    purpose
+        One line shown in each notebook's configuration printout.
+    cnmc
+        Size of the generated C-NMC data (ignored when real data is given).
+    image_size
+        Side of the square model input for the C-NMC models (300 in report 1).
+    epochs, batch_size
+        Training length and batch size of the C-NMC models.
+    imagenet_required
+        If true, a missing ImageNet weight file is an error; otherwise the
+        notebook says loudly that it starts from random weights.
+    """
+
+    name: str
+    purpose: str
+    cnmc: CnmcSpec = field(default_factory=CnmcSpec)
+    image_size: int = 300
+    epochs: int = 30
+    batch_size: int = 32
+    imagenet_required: bool = True
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke",
+        purpose="pipeline test: tiny generated data, tiny images, one epoch",
+        cnmc=CnmcSpec(
+            image_size=96,
+            subjects_per_fold=(2, 2),
+            cells_per_subject=(6, 8),
+            prelim_subjects=(1, 1),
+            final_subjects=(1, 1),
+        ),
+        image_size=48,
+        epochs=1,
+        batch_size=16,
+        imagenet_required=False,
+    ),
+    "demo": Profile(
+        name="demo",
+        purpose="laptop demonstration: generated data, small images, real learning curves in minutes",
+        cnmc=CnmcSpec(
+            image_size=160,
+            subjects_per_fold=(6, 4),
+            cells_per_subject=(30, 45),
+            prelim_subjects=(3, 2),
+            final_subjects=(2, 2),
+        ),
+        image_size=96,
+        epochs=8,
+        batch_size=32,
+        imagenet_required=False,
+    ),
+    "full": Profile(
+        name="full",
+        purpose="the reports' own settings, meant for a GPU and the real data sets",
+    ),
+}
+
+#: Environment variable that overrides every notebook's ``profile`` parameter
+#: (the test suite sets it to ``smoke``).
+PROFILE_ENV = "CYTOBOOK_PROFILE"
+
+
+def get_profile(name: str | None = None, **overrides) -> Profile:
+    """Return the profile called ``name``, with optional field overrides.
+
+    ``$CYTOBOOK_PROFILE``, when set, wins over ``name``: it is how the test
+    suite runs every notebook small without editing it.
+
+    Raises
+    ------
+    ValueError
+        If the name is not one of :data:`PROFILES`.
+    """
+    name = os.environ.get(PROFILE_ENV) or name or "demo"
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; expected one of {', '.join(PROFILES)}")
+    profile = PROFILES[name]
+    return replace(profile, **overrides) if overrides else profile
