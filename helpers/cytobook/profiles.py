@@ -8,7 +8,6 @@ profiles differ in one place and nowhere else.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, replace
 
 
@@ -104,22 +103,19 @@ PROFILES: dict[str, Profile] = {
 }
 
 #: Environment variable that overrides every notebook's ``profile`` parameter
-#: (the test suite sets it to ``smoke``).
+#: (the test suite sets it to ``smoke``); read by :func:`cytobook.notebook.start`.
 PROFILE_ENV = "CYTOBOOK_PROFILE"
 
 
 def get_profile(name: str | None = None, **overrides) -> Profile:
     """Return the profile called ``name``, with optional field overrides.
 
-    ``$CYTOBOOK_PROFILE``, when set, wins over ``name``: it is how the test
-    suite runs every notebook small without editing it.
-
     Raises
     ------
     ValueError
         If the name is not one of :data:`PROFILES`.
     """
-    name = os.environ.get(PROFILE_ENV) or name or "demo"
+    name = name or "demo"
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; expected one of {', '.join(PROFILES)}")
     profile = PROFILES[name]

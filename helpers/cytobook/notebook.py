@@ -1,0 +1,204 @@
+"""The set-up every notebook makes right after its ``parameters`` cell.
+
+:func:`start` turns the four papermill parameters (``profile``, ``data_dir``,
+``run_dir``, ``seed``) into a :class:`NotebookRun`: the resolved profile,
+where the data and the run's artefacts live, seeds set once, and a printed
+configuration so that every executed notebook states what produced it.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import io
+from .profiles import PROFILE_ENV, Profile, get_profile
+
+#: Set by the test suite so that all notebooks of one session share one run.
+RUN_DIR_ENV = "CYTOBOOK_RUN_DIR"
+#: Where new run directories are made when none is given (default ``./runs``
+#: next to the notebooks' project).
+RUNS_ROOT_ENV = "CYTOBOOK_RUNS"
+
+
+@dataclass
+class NotebookRun:
+    """What a notebook needs to know about its own execution.
+
+    Attributes
+    ----------
+    notebook
+        The notebook's stem, e.g. ``"01_data_cnmc_tour"``; names its metrics
+        file and artefact folder.
+    profile
+        The resolved :class:`~cytobook.profiles.Profile`.
+    data_dir
+        A real data set given by the user, or ``None`` for generated data.
+    run_dir
+        The run directory; earlier notebooks' artefacts are read from here.
+    seed
+        The one seed every random choice derives from.
+    """
+
+    notebook: str
+    profile: Profile
+    data_dir: Path | None
+    run_dir: Path
+    seed: int
+    _written: set[Path] = field(default_factory=set, repr=False)
+
+    @property
+    def artifacts(self) -> Path:
+        """This notebook's artefact folder, created on first use."""
+        path = self.run_dir / "artifacts" / self.notebook
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def artifact(self, *parts: str) -> Path:
+        """Path of one artefact of this notebook (parent folders created)."""
+        path = self.artifacts.joinpath(*parts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def earlier_artifact(self, notebook: str, *parts: str) -> Path:
+        """Path of an artefact that an earlier notebook of the same run wrote.
+
+        Raises
+        ------
+        FileNotFoundError
+            Naming the notebook to run first.
+        """
+        path = self.run_dir.joinpath("artifacts", notebook, *parts)
+        if not path.exists():
+            raise FileNotFoundError(
+                f"{path} does not exist: run notebook {notebook} with run_dir={str(self.run_dir)!r} first "
+                f"(cytobook run does this in order)"
+            )
+        return path
+
+    def dataset(self, name: str) -> Path:
+        """Root of data set ``name``: the user's ``data_dir``, else generated data.
+
+        Generated data is made once per profile and seed and cached (see
+        :func:`cytobook.datasets.generated`).
+        """
+        if self.data_dir is not None:
+            if not self.data_dir.exists():
+                raise FileNotFoundError(f"data_dir {self.data_dir} does not exist (expected a copy of {name})")
+            return self.data_dir
+        from .datasets import generated
+
+        return generated(name, self.profile, self.seed)
+
+    @property
+    def data_label(self) -> str:
+        """How results are labelled: real data, or a pipeline check on generated data."""
+        if self.data_dir is None:
+            return f"generated data (profile {self.profile.name}, seed {self.seed}): a pipeline check, not comparable with published numbers"
+        return f"data at {self.data_dir}"
+
+    def save_metrics(self, metrics: dict[str, Any]) -> Path:
+        """Write ``metrics`` to ``<run_dir>/metrics/<notebook>.json``.
+
+        Keys are metric names (``weighted_f1``, ``roc_auc``...), possibly
+        nested per model. A ``provenance`` entry records the notebook,
+        profile, data and seed. A notebook may rewrite its own file while it
+        runs, but never one left by an earlier execution.
+        """
+        path = self.run_dir / "metrics" / f"{self.notebook}.json"
+        if path.exists() and path not in self._written:
+            raise FileExistsError(f"{path} was written by an earlier execution; start a new run instead of overwriting it")
+        provenance = {"notebook": self.notebook, "profile": self.profile.name, "data": self.data_label, "seed": self.seed}
+        io.write_json(path, {**metrics, "provenance": provenance})
+        self._written.add(path)
+        return path
+
+
+def start(
+    notebook: str,
+    *,
+    profile: str = "demo",
+    data_dir: str | os.PathLike | None = None,
+    run_dir: str | os.PathLike | None = None,
+    seed: int = 0,
+    quiet: bool = False,
+) -> NotebookRun:
+    """Resolve a notebook's parameters, set the seeds and print the configuration.
+
+    Parameters
+    ----------
+    notebook
+        The notebook's stem.
+    profile
+        Profile name; ``$CYTOBOOK_PROFILE`` overrides it (the tests use this).
+    data_dir
+        A real copy of the data set, or ``None`` for generated data.
+    run_dir
+        The run directory made by ``cytobook run``; ``None`` (a notebook
+        opened by hand) uses ``$CYTOBOOK_RUN_DIR`` or makes a new run
+        directory, so an earlier run is never written into.
+    seed
+        Seeds Python, NumPy and the Keras backend.
+    quiet
+        Skip the printed configuration.
+    """
+    import keras
+
+    resolved = get_profile(os.environ.get(PROFILE_ENV) or profile)
+    if run_dir is None and os.environ.get(RUN_DIR_ENV):
+        run_dir = os.environ[RUN_DIR_ENV]
+    if run_dir is None:
+        from .runner import new_run_dir
+
+        run_dir = new_run_dir(resolved.name, suffix="interactive")
+    run = NotebookRun(
+        notebook=notebook,
+        profile=resolved,
+        data_dir=Path(data_dir).expanduser().resolve() if data_dir else None,
+        run_dir=Path(run_dir).resolve(),
+        seed=int(seed),
+    )
+    metrics = run.run_dir / "metrics" / f"{notebook}.json"
+    if metrics.exists():
+        raise FileExistsError(f"{metrics} exists: {run.run_dir} already holds results of {notebook}; use a new run_dir")
+    keras.utils.set_random_seed(run.seed)
+    if not quiet:
+        note = f" (from ${PROFILE_ENV}; the parameter said {profile!r})" if resolved.name != profile else ""
+        print(f"notebook  {notebook}")
+        print(f"profile   {resolved.name}{note}: {resolved.purpose}")
+        print(f"data      {run.data_label}")
+        print(f"run_dir   {run.run_dir}")
+        print(f"seed      {run.seed}")
+        print(f"keras     {keras.__version__}, backend {keras.backend.backend()}, {describe_device()}")
+    return run
+
+
+def describe_device() -> str:
+    """One line naming the accelerator the Keras backend will use, else the CPU."""
+    import keras
+
+    backend = keras.backend.backend()
+    try:
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            gpus = tf.config.list_logical_devices("GPU")
+            if gpus:
+                return f"{len(gpus)} GPU(s): " + ", ".join(g.name for g in gpus)
+        elif backend == "jax":
+            import jax
+
+            devices = [d for d in jax.devices() if d.platform != "cpu"]
+            if devices:
+                return ", ".join(d.device_kind for d in devices)
+        elif backend == "torch":
+            import torch
+
+            if torch.cuda.is_available():
+                return torch.cuda.get_device_name(0)
+    except Exception as error:  # a broken driver must not stop the notebook
+        return f"CPU (accelerator query failed: {error})"
+    return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
