@@ -322,11 +322,14 @@ def run_suite(
                 progress_bar=False, log_output=False,
             )
         except PapermillExecutionError as error:
+            first_line = (error.source or "").strip().splitlines()[:1]
+            where = (f"cell [{error.exec_count}] (cell {error.cell_index + 1} of the executed notebook"
+                     + (f", starting `{first_line[0][:60]}`)" if first_line else ")"))
             record.update(status="failed", duration_s=round(time.perf_counter() - started, 1),
-                          error=f"cell {error.cell_index} (execution count {error.exec_count}): {error.ename}: {error.evalue}")
+                          error=f"{where}: {error.ename}: {error.evalue}")
             io.write_json(run_dir / "manifest.json", manifest)
-            message = (f"{nb.name} failed at cell {error.cell_index} (execution count {error.exec_count}): "
-                       f"{error.ename}: {error.evalue}\n  executed notebook with the traceback: {output}")
+            message = (f"{nb.name} failed in {where}: {error.ename}: {error.evalue}\n"
+                       f"  executed notebook with the traceback: {output}")
             log(f"[{index}/{len(notebooks)}] {message}")
             raise SuiteFailed(message, run_dir) from None
         record.update(status="ok", duration_s=round(time.perf_counter() - started, 1))

@@ -1,0 +1,30 @@
+# Two commands do all the set-up: `make book` and `make test` (see README.md).
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: env book test run clean-notebooks
+
+# (Re)install when the dependencies change; the stamp records the last install.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+env: $(STAMP)
+
+# Run the whole suite on generated data with the demo profile, then build the book of that run.
+book: $(STAMP)
+	run_dir=$$($(BIN)/cytobook run --profile demo | tee /dev/stderr | tail -n 1); \
+	$(BIN)/cytobook book "$$run_dir"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+# Strip outputs and execution counts before committing notebooks (nbval-checked outputs are kept).
+clean-notebooks: $(STAMP)
+	$(BIN)/python -m cytobook.nbclean notebooks/*.ipynb
