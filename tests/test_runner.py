@@ -83,7 +83,7 @@ def test_run_executes_in_order_into_new_directories(suite, tmp_path):
 @pytest.mark.slow
 def test_failing_notebook_stops_the_run_and_is_named(suite, tmp_path):
     write_notebook(suite / "01_data_first.ipynb", "x = 1\nraise RuntimeError('broken on purpose')")
-    with pytest.raises(SuiteFailed, match=r"01_data_first failed in cell \[2\] \(cell 4 of the executed notebook, starting `x = 1`\): RuntimeError: broken on purpose") as caught:
+    with pytest.raises(SuiteFailed, match=r"01_data_first failed in cell \[3\] \(cell 4 of the executed notebook, starting `x = 1`\): RuntimeError: broken on purpose") as caught:
         run_suite("smoke", notebooks_dir=suite, root=tmp_path / "runs", log=lambda line: None)
     manifest = json.loads((caught.value.run_dir / "manifest.json").read_text())
     assert [nb["status"] for nb in manifest["notebooks"]] == ["failed", "not run"]

@@ -100,7 +100,9 @@ class CheckReport:
         lines = [f"{self.dataset} data set check: {self.root}", f"Result: {verdict}"]
         for name, table in self.counts.items():
             lines += ["", f"{name[:1].upper()}{name[1:]}:"]
-            frame = table if isinstance(table, pd.DataFrame) else pd.DataFrame.from_dict(table, orient="index")
+            frame = (
+                table if isinstance(table, pd.DataFrame) else pd.DataFrame.from_dict(table, orient="index")
+            )
             lines.append(frame.to_string() if not frame.empty else "  (none)")
         if self.problems:
             lines += ["", "Problems:"]
@@ -145,7 +147,9 @@ def class_counts(
     # crosstab sorts; first appearance keeps e.g. train before the test sets.
     row_order = list(order) if order is not None else list(pd.unique(rows[by].astype(object)))
     col_order = list(pd.unique(labels))
-    counts = counts.reindex(index=[r for r in row_order if r in counts.index], columns=col_order, fill_value=0)
+    counts = counts.reindex(
+        index=[r for r in row_order if r in counts.index], columns=col_order, fill_value=0
+    )
     counts["total"] = counts.sum(axis=1)
     counts.loc["total"] = counts.sum(axis=0)
     counts.index.name = by
@@ -163,8 +167,10 @@ def check_images(
     paths
         Image files to read with :func:`cytobook.io.read_image`.
     workers
-        Threads used; file reading and Pillow's decoders release the GIL, so a
-        few threads make a 10k-image check several times faster.
+        Threads used. Reading files releases the GIL, so threads overlap disk
+        waits: on files not yet in the page cache, 8 threads checked 450×450
+        BMPs about twice as fast as 1 (2-core machine); on cached files the
+        decoding itself is GIL-bound and threads neither help nor cost much.
 
     Returns
     -------
@@ -195,7 +201,7 @@ def _decode_one(path: str) -> tuple[str, str | None, str | None]:
         message = str(error)
         # read_image names the file itself; the Problem already carries it.
         prefix = f"{path}: "
-        return path, None, message[len(prefix):] if message.startswith(prefix) else message
+        return path, None, message[len(prefix) :] if message.startswith(prefix) else message
     except Exception as error:  # e.g. Pillow's DecompressionBombError: still a bad file, not a crash
         return path, None, f"cannot be read as an image ({type(error).__name__}: {error})"
     return path, f"{array.shape[0]}×{array.shape[1]}", None
