@@ -1,0 +1,72 @@
+"""Figures shared by the notebooks: image galleries, step-by-step panels, count charts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+
+def image_grid(
+    images: Sequence[np.ndarray],
+    titles: Sequence[str] | None = None,
+    ncols: int = 6,
+    size: float = 1.8,
+    suptitle: str | None = None,
+    row_labels: Sequence[str] | None = None,
+) -> plt.Figure:
+    """Show images in a grid, one small titled panel each.
+
+    Parameters
+    ----------
+    images
+        RGB ``uint8`` or grayscale arrays, any sizes.
+    titles
+        One caption per image.
+    ncols
+        Panels per row.
+    size
+        Side of one panel in inches.
+    suptitle
+        Figure title.
+    row_labels
+        One label per row, written on the left of the row.
+    """
+    nrows = max(1, int(np.ceil(len(images) / ncols)))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * size), squeeze=False)
+    for index, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        if index >= len(images):
+            continue
+        image = images[index]
+        ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=255 if image.dtype == np.uint8 else None)
+        if titles is not None:
+            ax.set_title(titles[index], fontsize=8)
+    for row, label in enumerate(row_labels or []):
+        axes[row, 0].set_ylabel(label, fontsize=9, rotation=0, ha="right", va="center")
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def steps_figure(steps: Mapping[str, np.ndarray], title: str | None = None, size: float = 2.4) -> plt.Figure:
+    """One row of panels showing an image through successive processing steps."""
+    return image_grid(list(steps.values()), list(steps), ncols=len(steps), size=size, suptitle=title)
+
+
+def class_counts_chart(table: pd.DataFrame, by: str, hue: str = "label_name", title: str | None = None) -> plt.Figure:
+    """Bar chart of image counts per ``by`` value, coloured by class."""
+    counts = table.groupby([by, hue], observed=True).size().rename("images").reset_index()
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.35 * counts[by].nunique() + 2), 3.2))
+    sns.barplot(counts, x=by, y="images", hue=hue, ax=ax, dodge=False if by == "subject" else True)
+    ax.set_title(title or f"Images per {by}")
+    ax.tick_params(axis="x", labelrotation=90 if counts[by].nunique() > 8 else 0)
+    fig.tight_layout()
+    return fig
