@@ -1,9 +1,12 @@
 """Keep committed notebooks clean: no outputs, no execution counts, no run metadata.
 
 Cells whose source carries nbval's ``# NBVAL_CHECK_OUTPUT`` marker keep their
-outputs: those are the expected values that ``pytest --nbval-lax`` compares.
+outputs and execution count: those are the expected values that
+``pytest --nbval-lax`` compares.
 
-Usage: ``python -m cytobook.nbclean notebooks/*.ipynb`` (``--check`` only reports).
+Usage: ``python -m cytobook.nbclean notebooks/*.ipynb`` (``--check`` only
+reports; ``--expected-from RUN`` first copies the checked cells' outputs from
+the executed notebooks of a ``smoke`` run).
 """
 
 from __future__ import annotations
@@ -25,14 +28,24 @@ def clean(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
         cell.metadata.pop("execution", None)
         if cell.cell_type != "code":
             continue
+        if CHECK_MARKER in cell.source:
+            continue  # nbval needs both the expected outputs and an execution count here
         cell.execution_count = None
-        if CHECK_MARKER not in cell.source:
-            cell.outputs = []
-        for output in cell.get("outputs", []):
-            if "execution_count" in output:
-                output["execution_count"] = None
+        cell.outputs = []
     notebook.metadata.pop("papermill", None)
     notebook.metadata.pop("widgets", None)
+    return notebook
+
+
+def copy_checked_outputs(notebook: nbformat.NotebookNode, executed: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Take the outputs of ``notebook``'s checked cells from an executed copy (matched by cell id)."""
+    by_id = {cell.get("id"): cell for cell in executed.cells}
+    for cell in notebook.cells:
+        if cell.cell_type == "code" and CHECK_MARKER in cell.source:
+            ran = by_id.get(cell.get("id"))
+            if ran is None:
+                raise ValueError(f"cell {cell.get('id')} is not in the executed notebook")
+            cell.outputs, cell.execution_count = ran.outputs, ran.execution_count
     return notebook
 
 
@@ -47,9 +60,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="+", type=Path)
     parser.add_argument("--check", action="store_true", help="exit 1 if a notebook is not clean, change nothing")
+    parser.add_argument("--expected-from", type=Path, metavar="RUN",
+                        help="copy checked cells' outputs from RUN/notebooks/ (a smoke run) before cleaning")
     args = parser.parse_args(argv)
     dirty = []
     for path in args.paths:
+        if args.expected_from:
+            executed = nbformat.read(args.expected_from / "notebooks" / path.name, as_version=4)
+            nbformat.write(copy_checked_outputs(nbformat.read(path, as_version=4), executed), path)
         if is_clean(path):
             continue
         dirty.append(path)

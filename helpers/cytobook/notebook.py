@@ -10,12 +10,39 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import io
 from .profiles import PROFILE_ENV, Profile, get_profile
+
+def _import_keras_quietly():
+    """Import Keras with the process's standard error silenced for the duration.
+
+    TensorFlow's C++ start-up lines (oneDNN, absl) ignore
+    ``TF_CPP_MIN_LOG_LEVEL`` and would otherwise open every notebook. Errors
+    still surface: a failed import raises after standard error is restored.
+    """
+    if "keras" in sys.modules:
+        return sys.modules["keras"]
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            try:
+                import keras
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+    return keras
+
+
+# Import time, so that a notebook's own `import keras` after this module is quiet too.
+_import_keras_quietly()
 
 #: Set by the test suite so that all notebooks of one session share one run.
 RUN_DIR_ENV = "CYTOBOOK_RUN_DIR"

@@ -67,6 +67,7 @@ def class_counts_chart(table: pd.DataFrame, by: str, hue: str = "label_name", ti
     fig, ax = plt.subplots(figsize=(max(4.0, 0.35 * counts[by].nunique() + 2), 3.2))
     sns.barplot(counts, x=by, y="images", hue=hue, ax=ax, dodge=False if by == "subject" else True)
     ax.set_title(title or f"Images per {by}")
+    ax.legend(title="class", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.tick_params(axis="x", labelrotation=90 if counts[by].nunique() > 8 else 0)
     fig.tight_layout()
     return fig
