@@ -8,7 +8,8 @@ import nbformat
 import pytest
 
 from cytobook.nbclean import is_clean
-from cytobook.runner import discover, parse_notebook_name
+from cytobook.runner import discover
+from cytobook.suite import parse_notebook_name
 
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 COMMON_PARAMETERS = ("profile", "data_dir", "run_dir", "seed")

@@ -9,7 +9,8 @@ import nbformat
 import pytest
 
 from cytobook import cli
-from cytobook.runner import SuiteFailed, discover, parse_notebook_name, run_suite, select
+from cytobook.runner import SuiteFailed, discover, run_suite, select
+from cytobook.suite import parse_notebook_name
 
 
 def write_notebook(path: Path, body: str) -> None:
@@ -45,7 +46,7 @@ def suite(tmp_path):
 def test_notebook_names_give_number_and_chapter():
     assert parse_notebook_name(Path("07_wbc_unet_pretraining.ipynb")).chapter == "wbc_unet"
     assert parse_notebook_name(Path("01_data_cnmc_tour.ipynb")).number == 1
-    for bad in ("data_tour.ipynb", "01_unknown_topic.ipynb", "1_data_x.ipynb"):
+    for bad in ("data_tour.ipynb", "01_unknown_topic.ipynb", "01_Data_x.ipynb"):
         with pytest.raises(ValueError, match="NN_<chapter>_<topic>"):
             parse_notebook_name(Path(bad))
 

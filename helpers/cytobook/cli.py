@@ -69,9 +69,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(run_dir)
         return 0
     if args.command == "book":
-        from .book import build_book
+        from .book import BookError, build_book
+        from .suite import ProjectLayoutError
 
-        index = build_book(args.run, strict=args.strict)
+        try:
+            index = build_book(args.run, strict=args.strict)
+        except (BookError, ProjectLayoutError) as error:
+            print(f"cytobook book: {error}", file=sys.stderr)
+            return 1
         print(f"open {index}")
         return 0
     if args.data_command == "generate":

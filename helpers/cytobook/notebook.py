@@ -46,9 +46,6 @@ _import_keras_quietly()
 
 #: Set by the test suite so that all notebooks of one session share one run.
 RUN_DIR_ENV = "CYTOBOOK_RUN_DIR"
-#: Where new run directories are made when none is given (default ``./runs``
-#: next to the notebooks' project).
-RUNS_ROOT_ENV = "CYTOBOOK_RUNS"
 
 
 @dataclass
@@ -178,7 +175,7 @@ def start(
     if run_dir is None and os.environ.get(RUN_DIR_ENV):
         run_dir = os.environ[RUN_DIR_ENV]
     if run_dir is None:
-        from .runner import new_run_dir
+        from .suite import new_run_dir
 
         run_dir = new_run_dir(resolved.name, suffix="interactive")
     run = NotebookRun(

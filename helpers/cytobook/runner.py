@@ -19,28 +19,15 @@ import importlib.metadata
 import json
 import os
 import platform
-import re
 import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from . import io
-
-#: Chapters in book order, each with the data set its notebooks read.
-CHAPTERS: dict[str, str] = {
-    "data": "cnmc",
-    "cnmc": "cnmc",
-    "bagging": "cnmc",
-    "wbc_unet": "raabin",
-    "lymphocytosis": "dlmi",
-    "hep2": "hep2",
-}
-
-_NAME = re.compile(r"^(?P<number>\d{2})_(?P<rest>[a-z0-9_]+)$")
+from .suite import CHAPTERS, SuiteNotebook, new_run_dir, parse_notebook_name, project_root
 
 #: Packages whose versions go into the manifest.
 _RECORDED_PACKAGES = (
@@ -57,61 +44,10 @@ class SuiteFailed(RuntimeError):
         self.run_dir = run_dir
 
 
-@dataclass(frozen=True)
-class SuiteNotebook:
-    """One notebook of the suite, named ``NN_<chapter>_<topic>.ipynb``."""
-
-    path: Path
-    number: int
-    chapter: str
-
-    @property
-    def name(self) -> str:
-        return self.path.stem
-
-    @property
-    def dataset(self) -> str:
-        return CHAPTERS[self.chapter]
-
-
-def parse_notebook_name(path: Path) -> SuiteNotebook:
-    """Split ``NN_<chapter>_<topic>.ipynb`` into number and chapter.
-
-    Raises
-    ------
-    ValueError
-        If the name does not follow the pattern or names no known chapter.
-    """
-    path = Path(path)
-    match = _NAME.match(path.stem)
-    if match:
-        rest = match["rest"]
-        # Longest first: "wbc_unet" must win over a hypothetical "wbc".
-        for chapter in sorted(CHAPTERS, key=len, reverse=True):
-            if rest.startswith(chapter + "_"):
-                return SuiteNotebook(path, int(match["number"]), chapter)
-    raise ValueError(
-        f"{path.name}: expected NN_<chapter>_<topic>.ipynb with chapter one of {', '.join(CHAPTERS)}"
-    )
-
-
-def project_root() -> Path:
-    """The Cytobook checkout: ``$CYTOBOOK_ROOT``, else the first parent of the working directory holding ``notebooks/`` and ``_config.yml``."""
-    if os.environ.get("CYTOBOOK_ROOT"):
-        return Path(os.environ["CYTOBOOK_ROOT"]).resolve()
-    here = Path.cwd().resolve()
-    for folder in (here, *here.parents):
-        if (folder / "notebooks").is_dir() and (folder / "_config.yml").is_file():
-            return folder
-    raise FileNotFoundError(
-        f"no Cytobook checkout above {here}: run from the project folder or set CYTOBOOK_ROOT"
-    )
-
-
 def discover(notebooks_dir: Path | None = None) -> list[SuiteNotebook]:
     """The suite's notebooks in execution order."""
     notebooks_dir = Path(notebooks_dir or project_root() / "notebooks")
-    found = sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb"))
+    found = sorted(notebooks_dir.glob("[0-9]*_*.ipynb"))
     return sorted((parse_notebook_name(p) for p in found), key=lambda nb: (nb.number, nb.name))
 
 
@@ -138,41 +74,6 @@ def select(notebooks: Sequence[SuiteNotebook], only: Iterable[str] | None) -> li
     return [nb for nb in notebooks if nb.path in chosen]
 
 
-def runs_root() -> Path:
-    """Where run directories go: ``$CYTOBOOK_RUNS``, else ``<project>/runs``."""
-    if os.environ.get("CYTOBOOK_RUNS"):
-        return Path(os.environ["CYTOBOOK_RUNS"])
-    try:
-        return project_root() / "runs"
-    except FileNotFoundError:
-        return Path.cwd() / "runs"
-
-
-def new_run_dir(profile: str, suffix: str | None = None, root: Path | None = None) -> Path:
-    """Create a fresh, uniquely named run directory (never an existing one)."""
-    root = Path(root or runs_root())
-    root.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    base = "-".join(part for part in (stamp, profile, suffix) if part)
-    for attempt in range(1000):
-        candidate = root / (base if attempt == 0 else f"{base}-{attempt + 1}")
-        try:
-            candidate.mkdir()  # exclusive: fails if another run took the name
-            return candidate
-        except FileExistsError:
-            continue
-    raise RuntimeError(f"could not create a new run directory under {root}")
-
-
-def latest_run(root: Path | None = None) -> Path:
-    """The most recently started run under ``root`` that has a manifest."""
-    root = Path(root or runs_root())
-    runs = sorted(p.parent for p in root.glob("*/manifest.json"))
-    if not runs:
-        raise FileNotFoundError(f"no run with a manifest.json under {root}; run `cytobook run` first")
-    return max(runs, key=lambda p: json.loads((p / "manifest.json").read_text()).get("started", ""))
-
-
 def describe_environment() -> dict:
     """Commit, package versions, Keras backend and device, for the manifest."""
     packages = {}
@@ -197,7 +98,7 @@ def _git_commit() -> str:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
                                capture_output=True, text=True, timeout=10)
-    except (FileNotFoundError, subprocess.SubprocessError):
+    except (OSError, subprocess.SubprocessError):
         return "unknown (no git checkout)"
     if commit.returncode != 0:
         return "unknown (no git checkout)"

@@ -1,0 +1,172 @@
+"""The suite's map: chapters, notebook names, and where the project and its runs live.
+
+Shared by ``cytobook run`` (:mod:`.runner`), ``cytobook book`` (:mod:`.book`)
+and the notebooks' set-up (:mod:`.notebook`), so that all three agree on what
+a notebook's chapter is and which run is "the latest".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+#: Chapters in book order, each with the data set its notebooks read.
+CHAPTERS: dict[str, str] = {
+    "data": "cnmc",
+    "cnmc": "cnmc",
+    "bagging": "cnmc",
+    "wbc_unet": "raabin",
+    "lymphocytosis": "dlmi",
+    "hep2": "hep2",
+}
+
+#: The repository root, when not found by walking up from the working directory.
+ROOT_ENV = "CYTOBOOK_ROOT"
+#: Where run directories go (default ``<project>/runs``).
+RUNS_ENV = "CYTOBOOK_RUNS"
+
+_NAME = re.compile(r"^(?P<number>\d+)_(?P<rest>[a-z0-9_]+)$")
+
+
+class ProjectLayoutError(FileNotFoundError):
+    """No Cytobook checkout, or no such run; the message says where it looked."""
+
+
+@dataclass(frozen=True)
+class SuiteNotebook:
+    """One notebook of the suite, named ``NN_<chapter>_<topic>.ipynb``."""
+
+    path: Path
+    number: int
+    chapter: str
+
+    @property
+    def name(self) -> str:
+        return self.path.name.removesuffix(".ipynb")
+
+    @property
+    def dataset(self) -> str:
+        return CHAPTERS[self.chapter]
+
+
+def parse_notebook_name(path: str | os.PathLike) -> SuiteNotebook:
+    """Split ``NN_<chapter>_<topic>[.ipynb]`` into number and chapter.
+
+    Chapters may contain an underscore (``wbc_unet``): the longest known
+    chapter that the name continues with wins.
+
+    Raises
+    ------
+    ValueError
+        If the name does not follow the pattern or names no known chapter.
+    """
+    path = Path(path)
+    match = _NAME.match(path.name.removesuffix(".ipynb"))
+    if match:
+        rest = match["rest"]
+        for chapter in sorted(CHAPTERS, key=len, reverse=True):
+            if rest == chapter or rest.startswith(chapter + "_"):
+                return SuiteNotebook(path, int(match["number"]), chapter)
+    raise ValueError(f"{path.name}: expected NN_<chapter>_<topic>.ipynb with chapter one of {', '.join(CHAPTERS)}")
+
+
+def project_root(start: str | os.PathLike | None = None) -> Path:
+    """The Cytobook checkout: the folder holding ``_config.yml`` and ``notebooks/``.
+
+    ``$CYTOBOOK_ROOT`` wins when set; otherwise the folders from ``start`` (the
+    working directory by default) upwards are searched.
+
+    Raises
+    ------
+    ProjectLayoutError
+        Naming where it looked.
+    """
+    env = os.environ.get(ROOT_ENV)
+    if env:
+        root = Path(env).expanduser().resolve()
+        if not (root / "_config.yml").is_file():
+            raise ProjectLayoutError(f"${ROOT_ENV}={env} does not hold _config.yml: point it at the Cytobook checkout")
+        return root
+    here = Path(start or Path.cwd()).expanduser().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "_config.yml").is_file() and (folder / "notebooks").is_dir():
+            return folder
+    raise ProjectLayoutError(
+        f"no Cytobook checkout at or above {here} (a folder holding _config.yml and notebooks/): "
+        f"run from inside it or set ${ROOT_ENV}"
+    )
+
+
+def runs_root(root: Path | None = None) -> Path:
+    """Where runs live: ``$CYTOBOOK_RUNS``, else ``<project>/runs``, else ``./runs``."""
+    if os.environ.get(RUNS_ENV):
+        return Path(os.environ[RUNS_ENV]).expanduser().resolve()
+    if root is None:
+        try:
+            root = project_root()
+        except ProjectLayoutError:
+            return Path.cwd() / "runs"
+    return root / "runs"
+
+
+def new_run_dir(profile: str, suffix: str | None = None, root: Path | None = None) -> Path:
+    """Create a fresh, uniquely named run directory (never an existing one) under ``root``."""
+    root = Path(root or runs_root())
+    root.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    base = "-".join(part for part in (stamp, profile, suffix) if part)
+    for attempt in range(1000):
+        candidate = root / (base if attempt == 0 else f"{base}-{attempt + 1}")
+        try:
+            candidate.mkdir()  # exclusive: fails if another run took the name
+            return candidate
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"could not create a new run directory under {root}")
+
+
+def _started(run_dir: Path) -> float:
+    """Start time of a run; the manifest's modification time when unreadable."""
+    manifest = run_dir / "manifest.json"
+    try:
+        started = json.loads(manifest.read_text())["started"]
+        return datetime.fromisoformat(str(started).replace("Z", "+00:00")).timestamp()
+    except (OSError, ValueError, KeyError, TypeError):
+        return manifest.stat().st_mtime
+
+
+def latest_run(root: Path | None = None) -> Path:
+    """The most recently started run (one with a ``manifest.json``) of the project at ``root``.
+
+    Raises
+    ------
+    ProjectLayoutError
+        If there is none.
+    """
+    runs = runs_root(root)
+    candidates = [d for d in runs.iterdir() if (d / "manifest.json").is_file()] if runs.is_dir() else []
+    if not candidates:
+        raise ProjectLayoutError(f"no run with a manifest.json under {runs}: make one with `cytobook run` first")
+    return max(candidates, key=lambda d: (_started(d), d.name))
+
+
+def resolve_run(run: str | os.PathLike | None = None, root: Path | None = None) -> Path:
+    """A run directory from a path, a run id under the runs folder, or ``None`` for the latest.
+
+    Raises
+    ------
+    ProjectLayoutError
+        If the run does not exist or has no ``manifest.json``.
+    """
+    if run is None:
+        return latest_run(root)
+    path = Path(run).expanduser()
+    if not path.is_dir():
+        path = runs_root(root) / str(run)
+    if not (path / "manifest.json").is_file():
+        raise ProjectLayoutError(f"{path} is not a run directory (no manifest.json); runs are made by `cytobook run`")
+    return path.resolve()
