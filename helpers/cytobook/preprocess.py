@@ -60,6 +60,11 @@ _FULL_SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
 Box = tuple[int, int, int, int]
 
+# Batch functions work through this many images at a time: whole-batch array
+# passes stream hundreds of MB through memory and measured ~2x slower than a
+# per-image loop, while 16 cells (~10 MB) stay in cache.
+_CHUNK = 16
+
 
 # --------------------------------------------------------------------------- #
 # validation helpers
@@ -100,6 +105,16 @@ def _check_size(size: int | None, allow_none: bool = True) -> int | None:
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
         raise ValueError(f"size must be a positive int, got {size!r}")
     return int(size)
+
+
+def _max_channel(images: np.ndarray) -> np.ndarray:
+    """Brightest channel of (..., 3) images.
+
+    Two element-wise maxima instead of ``images.max(axis=-1)``: NumPy's
+    reduction over a length-3 innermost axis is ~20x slower on a 450 x 450
+    cell (5 ms vs 0.25 ms).
+    """
+    return np.maximum(np.maximum(images[..., 0], images[..., 1]), images[..., 2])
 
 
 def default_threshold(dtype: np.dtype | type) -> float:
@@ -144,7 +159,7 @@ def foreground_box(image: np.ndarray, threshold: float | None = None) -> Box:
     """
     _check_image(image)
     threshold = _resolve_threshold(threshold, image.dtype)
-    foreground = image.max(axis=2) > threshold
+    foreground = _max_channel(image) > threshold
     rows = np.flatnonzero(foreground.any(axis=1))
     if rows.size == 0:
         return 0, image.shape[0], 0, image.shape[1]
@@ -300,17 +315,17 @@ def threshold_crop_square(
     return _square_and_resize(crop, size)
 
 
-def _batch_boxes(images: np.ndarray, threshold: float, chunk: int = 256) -> np.ndarray:
+def _batch_boxes(images: np.ndarray, threshold: float, chunk: int = _CHUNK) -> np.ndarray:
     """Foreground boxes of a batch, shape (N, 4): top, bottom, left, right.
 
     Vectorised: per-row / per-column "any foreground" flags, then argmax finds
     the first True from each end. Chunked so the (n, H, W) boolean mask stays
-    small whatever N is.
+    in cache whatever N is.
     """
     n, height, width = images.shape[:3]
     boxes = np.empty((n, 4), dtype=np.int64)
     for start in range(0, n, chunk):
-        foreground = images[start : start + chunk].max(axis=3) > threshold
+        foreground = _max_channel(images[start : start + chunk]) > threshold
         rows = foreground.any(axis=2)  # (n, H)
         cols = foreground.any(axis=1)  # (n, W)
         top = rows.argmax(axis=1)
@@ -368,14 +383,20 @@ def threshold_crop_square_batch(
 # --------------------------------------------------------------------------- #
 # report 1: CLAHE on luminance
 # --------------------------------------------------------------------------- #
-def _clahe_y_with(clahe: cv2.CLAHE, image: np.ndarray, background: int | None) -> np.ndarray:
-    yuv = cv2.cvtColor(image, cv2.COLOR_RGB2YUV)
-    yuv[..., 0] = clahe.apply(np.ascontiguousarray(yuv[..., 0]))
-    out = cv2.cvtColor(yuv, cv2.COLOR_YUV2RGB)
+def _clahe_y_with(clahe: cv2.CLAHE, images: np.ndarray, background: int | None) -> np.ndarray:
+    """CLAHE on Y for one image (H, W, 3) or a batch (N, H, W, 3)."""
+    shape = images.shape
+    # Colour conversion and masking are per pixel, so a batch goes through
+    # them in one call as a tall (N*H, W, 3) image; only CLAHE is per image.
+    tall = np.ascontiguousarray(images).reshape(-1, shape[-2], 3)
+    yuv = cv2.cvtColor(tall, cv2.COLOR_RGB2YUV).reshape(shape)
+    for index in np.ndindex(shape[:-3]):
+        yuv[index][..., 0] = clahe.apply(cv2.extractChannel(yuv[index], 0))
+    out = cv2.cvtColor(yuv.reshape(tall.shape), cv2.COLOR_YUV2RGB)
     if background is not None:
-        mask = image.max(axis=2) <= background
-        out[mask] = image[mask]
-    return out
+        keep = (_max_channel(tall) <= background).view(np.uint8)
+        out = cv2.copyTo(tall, keep, out)  # ~100x faster than np.copyto(where=...)
+    return out.reshape(shape)
 
 
 def _make_clahe(clip_limit: float, tile_grid_size: tuple[int, int]) -> cv2.CLAHE:
@@ -442,7 +463,7 @@ def clahe_y(
     _check_image(image, dtypes=(np.dtype(np.uint8),))
     background = _check_background(background)
     clahe = _make_clahe(clip_limit, tile_grid_size)
-    return _clahe_y_with(clahe, np.ascontiguousarray(image), background)
+    return _clahe_y_with(clahe, image, background)
 
 
 def clahe_y_batch(
@@ -453,16 +474,16 @@ def clahe_y_batch(
 ) -> np.ndarray:
     """:func:`clahe_y` for a batch (N, H, W, 3) of ``uint8`` images.
 
-    One CLAHE object is reused and the output preallocated; CLAHE itself is
-    per image (its tiles are per image). Equal, image by image, to
-    :func:`clahe_y`.
+    The colour conversions and the background mask run once on the whole
+    batch; CLAHE itself is per image (its tiles are), with one CLAHE object.
+    Equal, image by image, to :func:`clahe_y`.
     """
     _check_batch(images, dtypes=(np.dtype(np.uint8),))
     background = _check_background(background)
     clahe = _make_clahe(clip_limit, tile_grid_size)
     out = np.empty_like(images)
-    for i in range(images.shape[0]):
-        out[i] = _clahe_y_with(clahe, np.ascontiguousarray(images[i]), background)
+    for start in range(0, images.shape[0], _CHUNK):
+        out[start : start + _CHUNK] = _clahe_y_with(clahe, images[start : start + _CHUNK], background)
     return out
 
 
@@ -565,20 +586,25 @@ def convex_hull_mask(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def otsu_hull_steps(image: np.ndarray, erosion_radius: int = 3, restore_rim: bool = True) -> dict[str, np.ndarray]:
-    """Every intermediate mask of :func:`otsu_hull_mask`, for figures.
+def _hull_in_window(gray: np.ndarray, radius: int, restore_rim: bool) -> tuple[tuple[slice, slice], dict[str, np.ndarray]] | None:
+    """The Otsu / erosion / component / hull steps, computed in a window.
 
-    Returns
-    -------
-    dict
-        Boolean (H, W) masks, in order: ``"otsu"`` (Otsu foreground),
-        ``"eroded"``, ``"largest"`` (largest component of the eroded mask,
-        grown back by the same disc when ``restore_rim``) and ``"hull"``
-        (its convex hull, the final mask).
+    Returns the window (a pair of slices into the frame) and the uint8 or bool
+    masks inside it, or ``None`` when Otsu finds no foreground.
     """
-    _check_image(image)
-    radius = _check_radius(erosion_radius)
-    otsu = _otsu_foreground(_gray(image))
+    otsu = _otsu_foreground(gray)
+    rows, cols = np.flatnonzero(otsu.any(axis=1)), np.flatnonzero(otsu.any(axis=0))
+    if rows.size == 0:
+        return None
+    # Work inside the foreground's box grown by r + 1 (a cell is ~1/4 of a
+    # C-NMC frame): the pixels beyond are background, so erosion, dilation,
+    # labelling and hull give the same result there, at a fraction of the cost.
+    grow = radius + 1
+    window = (
+        slice(max(rows[0] - grow, 0), rows[-1] + 1 + grow),
+        slice(max(cols[0] - grow, 0), cols[-1] + 1 + grow),
+    )
+    otsu = np.ascontiguousarray(otsu[window])
     element = _structuring_element(radius)
     eroded = cv2.erode(otsu, element) if radius else otsu.copy()
     largest = _largest_component(eroded)
@@ -593,8 +619,31 @@ def otsu_hull_steps(image: np.ndarray, erosion_radius: int = 3, restore_rim: boo
         # which the hull would otherwise cut off. Intersect with the Otsu mask
         # so the rim never grows past the original foreground.
         largest = cv2.dilate(largest, element) & otsu
-    hull = convex_hull_mask(largest)
-    return {"otsu": otsu.astype(bool), "eroded": eroded.astype(bool), "largest": largest.astype(bool), "hull": hull}
+    return window, {"otsu": otsu, "eroded": eroded, "largest": largest, "hull": convex_hull_mask(largest)}
+
+
+def otsu_hull_steps(image: np.ndarray, erosion_radius: int = 3, restore_rim: bool = True) -> dict[str, np.ndarray]:
+    """Every intermediate mask of :func:`otsu_hull_mask`, for figures.
+
+    Parameters are those of :func:`otsu_hull_mask`.
+
+    Returns
+    -------
+    dict
+        Boolean (H, W) masks, in order: ``"otsu"`` (Otsu foreground),
+        ``"eroded"``, ``"largest"`` (largest component of the eroded mask,
+        grown back by the same disc when ``restore_rim``) and ``"hull"``
+        (its convex hull, the final mask).
+    """
+    _check_image(image)
+    radius = _check_radius(erosion_radius)
+    steps = {name: np.zeros(image.shape[:2], dtype=bool) for name in ("otsu", "eroded", "largest", "hull")}
+    found = _hull_in_window(_gray(image), radius, restore_rim)
+    if found is not None:
+        window, masks = found
+        for name, mask in masks.items():
+            steps[name][window] = mask != 0
+    return steps
 
 
 def otsu_hull_mask(image: np.ndarray, erosion_radius: int = 3, restore_rim: bool = True) -> np.ndarray:
@@ -604,13 +653,15 @@ def otsu_hull_mask(image: np.ndarray, erosion_radius: int = 3, restore_rim: bool
     ----------
     image
         RGB image, shape (H, W, 3), cell brighter than its (black) background.
+        Otsu runs on the luma (``cv2.COLOR_RGB2GRAY`` weights) of the whole
+        frame and keeps the brighter class.
     erosion_radius
         Radius in pixels of the disc-shaped structuring element (a
         ``(2r+1) x (2r+1)`` ellipse, see ``cv2.getStructuringElement``) used
         for binary erosion. Anything thinner than ``2r + 1`` pixels (halo
         threads, isolated bright specks, bridges to debris) is removed before
-        the largest component is picked, so it cannot stretch the hull.
-        0 disables the erosion.
+        the largest component (8-connected) is picked, so it cannot stretch
+        the hull. 0 disables the erosion.
     restore_rim
         Grow the kept component back by the same disc (so the filter is an
         opening, not a plain erosion) before taking the hull, so the hull
@@ -620,20 +671,22 @@ def otsu_hull_mask(image: np.ndarray, erosion_radius: int = 3, restore_rim: bool
     Returns
     -------
     numpy.ndarray
-        Boolean mask (H, W), convex. All ``False`` when the image is constant
-        (e.g. all black).
+        Boolean mask (H, W), convex (see :func:`convex_hull_mask`). All
+        ``False`` when the image is constant (e.g. all black).
     """
     return otsu_hull_steps(image, erosion_radius, restore_rim)["hull"]
 
 
-def _hull_crop(image: np.ndarray, mask: np.ndarray, size: int | None) -> np.ndarray:
-    if not mask.any():
+def _hull_crop(image: np.ndarray, gray: np.ndarray, radius: int, restore_rim: bool, size: int | None) -> np.ndarray:
+    found = _hull_in_window(gray, radius, restore_rim)
+    if found is None:
         return _square_and_resize(image, size)
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
+    window, masks = found
+    hull = masks["hull"]
+    rows, cols = np.flatnonzero(hull.any(axis=1)), np.flatnonzero(hull.any(axis=0))
     top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    crop = image[top:bottom, left:right].copy()
-    crop[~mask[top:bottom, left:right]] = 0
+    crop = image[window][top:bottom, left:right].copy()
+    crop[~hull[top:bottom, left:right]] = 0
     return _square_and_resize(crop, size)
 
 
@@ -663,9 +716,10 @@ def otsu_hull_crop(
         centred square. A constant (e.g. all-black) image has no hull and is
         returned padded and resized, otherwise unchanged.
     """
+    _check_image(image)
     size = _check_size(size)
-    mask = otsu_hull_mask(image, erosion_radius, restore_rim)
-    return _hull_crop(image, mask, size)
+    radius = _check_radius(erosion_radius)
+    return _hull_crop(image, _gray(image), radius, restore_rim, size)
 
 
 def otsu_hull_crop_batch(
@@ -676,14 +730,19 @@ def otsu_hull_crop_batch(
 ) -> np.ndarray:
     """:func:`otsu_hull_crop` for a batch (N, H, W, 3) -> (N, size, size, 3).
 
-    Otsu, components and hulls are per image, so this is a loop with a
-    preallocated output; it exists so notebooks call one function per step.
+    The grey conversion runs once on the whole batch; Otsu thresholds,
+    components and hulls are per image. Equal, image by image, to
+    :func:`otsu_hull_crop`.
     """
     _check_batch(images)
     size = _check_size(size, allow_none=False)
-    _check_radius(erosion_radius)
-    out = np.empty((images.shape[0], size, size, 3), dtype=images.dtype)
-    for i in range(images.shape[0]):
-        image = images[i]
-        out[i] = _hull_crop(image, otsu_hull_mask(image, erosion_radius, restore_rim), size)
+    radius = _check_radius(erosion_radius)
+    n, height, width = images.shape[:3]
+    out = np.empty((n, size, size, 3), dtype=images.dtype)
+    for start in range(0, n, _CHUNK):
+        chunk = images[start : start + _CHUNK]
+        # Grey conversion is per pixel: one call on a tall (n*H, W, 3) image.
+        grays = _gray(chunk.reshape(-1, width, 3)).reshape(-1, height, width)
+        for i, (image, gray) in enumerate(zip(chunk, grays)):
+            out[start + i] = _hull_crop(image, gray, radius, restore_rim, size)
     return out
