@@ -1,0 +1,518 @@
+"""Report 1's ensembles: average, weighted average with genetic-algorithm weights, error analysis.
+
+The report combines its best networks by averaging their positive-class (ALL)
+probabilities, plainly (:func:`average_ensemble`) or with weights
+(:func:`weighted_ensemble`) learnt on the validation set by a genetic
+algorithm (:func:`genetic_weights`) that maximises the weighted F1 score of
+the weighted average at threshold 0.5.
+
+The genetic algorithm, as the report describes it:
+
+* a chromosome is a real-coded weight vector, one non-negative gene per
+  member, summing to one; the initial population is drawn uniformly on that
+  simplex (Dirichlet(1)), see :func:`random_population`;
+* k-tournament selection: k distinct individuals are drawn at random and the
+  fittest wins (:func:`draw_contestants`, :func:`tournament`,
+  :func:`tournament_select`);
+* average crossover: the child is the mean of its two parents, renormalised
+  to sum to one (:func:`average_crossover`);
+* single-gene mutation: with probability ``mutation_rate`` one randomly chosen
+  gene is replaced by a new uniform value in [0, 1), then the chromosome is
+  renormalised (:func:`mutate`);
+* a fixed population size and a fixed number of generations, and several
+  independent restarts, keeping the best chromosome.
+
+Our choices, where the report's text does not fix them:
+
+* generational replacement with elitism of one: each generation keeps its
+  best individual unchanged and fills the rest of the population with
+  children, so the best fitness never decreases;
+* ties in fitness (weighted F1 is a step function of the weights, so ties are
+  common) go to the chromosome with the lower variance of weights, i.e. the
+  one closest to the plain average, then to the first one found; this rule
+  picks the elite of each generation and the winner across restarts;
+* each restart draws from its own random stream spawned from ``seed``
+  (:class:`numpy.random.SeedSequence`), so the whole search is deterministic
+  for a seed and restart ``r`` does not depend on how many restarts follow it.
+
+Fitness is evaluated for a whole population at once (:func:`population_fitness`):
+one matrix product gives every candidate ensemble's probabilities, and the
+weighted F1 follows from confusion counts, without a per-individual loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from .evaluation import per_class_scores
+
+# ---------------------------------------------------------------------------
+# Ensembles
+
+
+def stack_probabilities(probabilities: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
+    """Members' positive-class probabilities as one ``(members, samples)`` array.
+
+    Each member gives shape ``(n,)`` or ``(n, 1)`` (Keras' sigmoid output);
+    for a two-column softmax pass ``proba[:, 1]``.
+
+    Raises
+    ------
+    ValueError
+        With no member, members of different lengths or other shapes, or
+        non-finite values.
+    """
+    arrays = [np.asarray(p, dtype=float) for p in probabilities]
+    if not arrays:
+        raise ValueError("an ensemble needs at least one member")
+    flat = []
+    for index, array in enumerate(arrays):
+        if array.ndim == 2 and array.shape[1] == 1:
+            array = array[:, 0]
+        if array.ndim != 1:
+            raise ValueError(
+                f"member {index}: expected positive-class probabilities of shape (n,) or (n, 1), got {array.shape}"
+            )
+        flat.append(array)
+    lengths = {len(array) for array in flat}
+    if len(lengths) != 1:
+        raise ValueError(f"members predict different numbers of samples: {[len(a) for a in flat]}")
+    stacked = np.stack(flat)
+    if not np.all(np.isfinite(stacked)):
+        raise ValueError("member probabilities contain NaN or infinite values")
+    return stacked
+
+
+def average_ensemble(probabilities: Sequence[np.ndarray]) -> np.ndarray:
+    """Mean of the members' positive-class probabilities, shape ``(n,)``."""
+    return stack_probabilities(probabilities).mean(axis=0)
+
+
+def weighted_ensemble(probabilities: Sequence[np.ndarray], weights: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Weighted mean of the members' positive-class probabilities, shape ``(n,)``.
+
+    Parameters
+    ----------
+    probabilities
+        One array of positive-class probabilities per member.
+    weights
+        One non-negative weight per member; divided by their sum, so the
+        result stays a probability whatever the scale of the weights.
+    """
+    stacked = stack_probabilities(probabilities)
+    w = np.asarray(weights, dtype=float)
+    if w.shape != (len(stacked),):
+        raise ValueError(f"expected {len(stacked)} weights, one per member, got shape {w.shape}")
+    if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+        raise ValueError(f"weights must be finite, non-negative and not all zero, got {w.tolist()}")
+    # Same product as population_fitness, so a GA's fitness reproduces exactly here.
+    return (w / w.sum()) @ stacked
+
+
+# ---------------------------------------------------------------------------
+# Genetic algorithm: operators
+
+
+@dataclass
+class GAConfig:
+    """Settings of :func:`genetic_weights`.
+
+    Attributes
+    ----------
+    population_size
+        Chromosomes per generation, constant across generations (>= 2).
+    generations
+        Generations after the initial population (>= 0).
+    tournament_size
+        Contestants per tournament, ``1 .. population_size``.
+    mutation_rate
+        Probability that a child has one gene replaced.
+    restarts
+        Independent runs; the best chromosome of all is kept.
+    threshold
+        An ensemble predicts ALL where its probability exceeds this.
+    """
+
+    population_size: int = 50
+    generations: int = 100
+    tournament_size: int = 3
+    mutation_rate: float = 0.1
+    restarts: int = 5
+    threshold: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.population_size < 2:
+            raise ValueError(f"population_size must be >= 2, got {self.population_size}")
+        if self.generations < 0:
+            raise ValueError(f"generations must be >= 0, got {self.generations}")
+        if not 1 <= self.tournament_size <= self.population_size:
+            raise ValueError(f"tournament_size must be in 1..population_size, got {self.tournament_size}")
+        if not 0.0 <= self.mutation_rate <= 1.0:
+            raise ValueError(f"mutation_rate must be in [0, 1], got {self.mutation_rate}")
+        if self.restarts < 1:
+            raise ValueError(f"restarts must be >= 1, got {self.restarts}")
+
+
+def normalise(population: np.ndarray) -> np.ndarray:
+    """Scale each row to sum to one; an all-zero row becomes uniform weights."""
+    population = np.asarray(population, dtype=float)
+    totals = population.sum(axis=-1, keepdims=True)
+    uniform = np.full_like(population, 1.0 / population.shape[-1])
+    return np.divide(population, totals, out=uniform, where=totals > 0)
+
+
+def random_population(rng: np.random.Generator, size: int, n_members: int) -> np.ndarray:
+    """``size`` chromosomes drawn uniformly on the simplex (Dirichlet(1)), shape ``(size, n_members)``."""
+    return rng.dirichlet(np.ones(n_members), size=size)
+
+
+def draw_contestants(rng: np.random.Generator, population_size: int, n: int, k: int) -> np.ndarray:
+    """Indices of ``n`` tournaments of ``k`` distinct individuals each, shape ``(n, k)``, in draw order."""
+    # The first k of a random permutation per row: a uniform k-subset in random order.
+    return np.argsort(rng.random((n, population_size)), axis=1)[:, :k]
+
+
+def tournament(fitness: np.ndarray, contestants: np.ndarray) -> np.ndarray:
+    """Winner of each tournament: the fittest contestant, the first drawn on ties.
+
+    Parameters
+    ----------
+    fitness
+        Fitness of every individual, shape ``(population,)``.
+    contestants
+        Indices drawn by :func:`draw_contestants`, shape ``(n, k)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Index of each winner, shape ``(n,)``.
+    """
+    best = np.argmax(fitness[contestants], axis=1)
+    return contestants[np.arange(len(contestants)), best]
+
+
+def tournament_select(fitness: np.ndarray, k: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of ``n`` parents, each the winner of a k-tournament."""
+    return tournament(fitness, draw_contestants(rng, len(fitness), n, k))
+
+
+def average_crossover(parents_a: np.ndarray, parents_b: np.ndarray) -> np.ndarray:
+    """Children as the gene-wise mean of two parents, renormalised to sum to one.
+
+    The mean of two points of the simplex is already on it; renormalising
+    removes rounding drift and accepts parents not yet normalised.
+    """
+    return normalise((np.asarray(parents_a, float) + np.asarray(parents_b, float)) / 2)
+
+
+def mutate(
+    population: np.ndarray, rate: float, rng: np.random.Generator, *, renormalise: bool = True
+) -> np.ndarray:
+    """Single-gene mutation: with probability ``rate`` a chromosome gets one gene replaced.
+
+    Parameters
+    ----------
+    population
+        Chromosomes, shape ``(size, members)``; not modified.
+    rate
+        Probability, per chromosome, of a mutation.
+    rng
+        Random generator.
+    renormalise
+        Rescale the chromosomes to sum to one afterwards (the GA always
+        does; ``False`` shows the raw replacement, for tests).
+
+    Returns
+    -------
+    numpy.ndarray
+        A new array: each mutated chromosome has one randomly chosen gene set
+        to a fresh uniform value in [0, 1).
+    """
+    mutated = np.array(population, dtype=float)
+    size, n_members = mutated.shape
+    # All three draws happen whatever the rate, so the random stream does not depend on it.
+    hit = rng.random(size) < rate
+    genes = rng.integers(0, n_members, size=size)
+    values = rng.random(size)
+    rows = np.flatnonzero(hit)
+    mutated[rows, genes[rows]] = values[rows]
+    return normalise(mutated) if renormalise else mutated
+
+
+def population_fitness(
+    population: np.ndarray, probabilities: np.ndarray, y_true: np.ndarray, threshold: float = 0.5
+) -> np.ndarray:
+    """Weighted F1 of every chromosome's weighted-average ensemble, vectorised.
+
+    Parameters
+    ----------
+    population
+        Weight vectors, shape ``(size, members)``, rows summing to one.
+    probabilities
+        Members' positive-class probabilities, shape ``(members, samples)``
+        (see :func:`stack_probabilities`).
+    y_true
+        Labels 0/1, shape ``(samples,)``.
+    threshold
+        Label 1 is predicted where the ensemble's probability exceeds it.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(size,)``; equal to scikit-learn's
+        ``f1_score(y_true, predictions, average="weighted")`` for each row.
+    """
+    positive = np.asarray(y_true).astype(bool)
+    predicted = (np.asarray(population, float) @ probabilities) > threshold  # (size, samples)
+    n_pos = np.count_nonzero(positive)
+    tp = np.count_nonzero(predicted & positive, axis=1)
+    fp = np.count_nonzero(predicted, axis=1) - tp
+    fn = n_pos - tp
+    tn = (len(positive) - n_pos) - fp
+    cm = np.stack([np.stack([tn, fp], axis=-1), np.stack([fn, tp], axis=-1)], axis=-2)  # (size, 2, 2)
+    return per_class_scores(cm)["weighted_f1"]
+
+
+def best_index(population: np.ndarray, fitness: np.ndarray) -> int:
+    """Index of the fittest chromosome; ties go to the lowest weight variance, then the first."""
+    candidates = np.flatnonzero(fitness == fitness.max())
+    variances = population[candidates].var(axis=1)
+    return int(candidates[np.argmin(variances)])
+
+
+# ---------------------------------------------------------------------------
+# Genetic algorithm: the search
+
+
+@dataclass
+class GAResult:
+    """Outcome of :func:`genetic_weights`.
+
+    Attributes
+    ----------
+    weights
+        The best chromosome: one weight per member, non-negative, summing to one.
+    fitness
+        Its validation weighted F1.
+    history
+        Best fitness per generation for each restart: ``history[r][g]`` is
+        the best of restart ``r`` after ``g`` generations (``g = 0`` is the
+        initial population), so each list has ``generations + 1`` values.
+    restart_fitness
+        Final best fitness of each restart.
+    restart_weights
+        Final best chromosome of each restart.
+    best_restart
+        Which restart ``weights`` comes from.
+    config
+        The settings used.
+    """
+
+    weights: np.ndarray
+    fitness: float
+    history: list[list[float]]
+    restart_fitness: list[float]
+    restart_weights: list[np.ndarray] = field(default_factory=list)
+    best_restart: int = 0
+    config: GAConfig = field(default_factory=GAConfig)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain-Python summary for a metrics file (the per-generation history left out)."""
+        return {
+            "weights": [float(w) for w in self.weights],
+            "fitness": float(self.fitness),
+            "restart_fitness": [float(f) for f in self.restart_fitness],
+            "best_restart": int(self.best_restart),
+            "config": asdict(self.config),
+        }
+
+
+def genetic_weights(
+    val_probabilities: Sequence[np.ndarray],
+    y_val: Sequence[int] | np.ndarray,
+    config: GAConfig | None = None,
+    seed: int = 0,
+) -> GAResult:
+    """Learn ensemble weights on the validation set with the report's genetic algorithm.
+
+    Parameters
+    ----------
+    val_probabilities
+        Each member's positive-class probabilities on the validation set.
+    y_val
+        Validation labels, 0 (HEM) or 1 (ALL).
+    config
+        Algorithm settings; ``None`` means ``GAConfig()``.
+    seed
+        Seed of all random choices; the same seed gives the same result.
+
+    Returns
+    -------
+    GAResult
+        The chromosome with the best validation weighted F1 over all restarts
+        (ties: lower weight variance, then the earlier restart), with the
+        convergence history.
+
+    Notes
+    -----
+    Each generation keeps its best individual (elitism) and breeds
+    ``population_size - 1`` children: two parents by k-tournament, average
+    crossover, single-gene mutation. See the module docstring for the full
+    description and the choices that are ours.
+    """
+    config = config or GAConfig()
+    probabilities = stack_probabilities(val_probabilities)
+    y = np.asarray(y_val)
+    if y.ndim != 1 or len(y) != probabilities.shape[1]:
+        raise ValueError(f"y_val must have shape ({probabilities.shape[1]},), got {y.shape}")
+    if not np.isin(y, (0, 1)).all():
+        raise ValueError("y_val must hold labels 0 and 1")
+    y = y.astype(np.int64)
+    n_members = len(probabilities)
+
+    def fitness_of(population: np.ndarray) -> np.ndarray:
+        return population_fitness(population, probabilities, y, config.threshold)
+
+    history: list[list[float]] = []
+    finals: list[np.ndarray] = []
+    final_fitness: list[float] = []
+    for stream in np.random.SeedSequence(seed).spawn(config.restarts):
+        rng = np.random.default_rng(stream)
+        population = random_population(rng, config.population_size, n_members)
+        fitness = fitness_of(population)
+        best = best_index(population, fitness)
+        trace = [float(fitness[best])]
+        n_children = config.population_size - 1
+        for _ in range(config.generations):
+            mothers = tournament_select(fitness, config.tournament_size, n_children, rng)
+            fathers = tournament_select(fitness, config.tournament_size, n_children, rng)
+            children = mutate(average_crossover(population[mothers], population[fathers]), config.mutation_rate, rng)
+            # Elitism: the best individual goes on unchanged, in first place.
+            population = np.vstack([population[best], children])
+            fitness = np.concatenate([fitness[[best]], fitness_of(children)])
+            best = best_index(population, fitness)
+            trace.append(float(fitness[best]))
+        history.append(trace)
+        finals.append(population[best].copy())
+        final_fitness.append(float(fitness[best]))
+
+    winner = best_index(np.stack(finals), np.asarray(final_fitness))
+    return GAResult(
+        weights=finals[winner],
+        fitness=final_fitness[winner],
+        history=history,
+        restart_fitness=final_fitness,
+        restart_weights=finals,
+        best_restart=winner,
+        config=config,
+    )
+
+
+def ga_convergence_figure(
+    result: GAResult, title: str = "Genetic algorithm: best validation weighted F1"
+) -> plt.Figure:
+    """Best validation weighted F1 per generation, one line per restart; the kept restart is bold."""
+    fig, ax = plt.subplots(figsize=(5.6, 3.4))
+    for restart, trace in enumerate(result.history):
+        kept = restart == result.best_restart
+        ax.plot(
+            np.arange(len(trace)),
+            trace,
+            linewidth=2.2 if kept else 1.0,
+            alpha=1.0 if kept else 0.6,
+            label=f"restart {restart}" + (" (kept)" if kept else ""),
+        )
+    ax.set_xlabel("generation")
+    ax.set_ylabel("best weighted F1 (validation)")
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------
+# Error analysis
+
+_RESERVED = ("y_true", "n_wrong")
+
+
+def error_analysis(
+    y_true: Sequence[int] | np.ndarray,
+    predictions: Mapping[str, Sequence[int] | np.ndarray],
+    index: Sequence[Any] | pd.Index | None = None,
+) -> pd.DataFrame:
+    """Which models get each sample right, for the report's error analysis.
+
+    Parameters
+    ----------
+    y_true
+        True labels.
+    predictions
+        Model name to its predicted labels (threshold probabilities first,
+        e.g. with :func:`cytobook.evaluation.predict_labels`).
+    index
+        Optional sample identifiers (file names, say); default ``0 .. n-1``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per sample: ``y_true``, one boolean column per model (``True``
+        where it is right) and ``n_wrong``, the number of models that
+        misclassify the sample. The model names are kept in
+        ``table.attrs["models"]``.
+    """
+    y = np.asarray(y_true)
+    if y.ndim != 1 or len(y) == 0:
+        raise ValueError(f"y_true must be a non-empty 1-D array, got shape {y.shape}")
+    if not predictions:
+        raise ValueError("error_analysis needs at least one model's predictions")
+    clashes = [name for name in predictions if name in _RESERVED]
+    if clashes:
+        raise ValueError(f"model names {clashes} clash with the columns {list(_RESERVED)}")
+    columns: dict[str, Any] = {"y_true": y}
+    for name, labels in predictions.items():
+        labels = np.asarray(labels)
+        if labels.shape != y.shape:
+            raise ValueError(f"{name!r}: expected {len(y)} predicted labels, got shape {labels.shape}")
+        if labels.dtype.kind == "f" and not np.all(np.mod(labels, 1) == 0):
+            raise ValueError(f"{name!r}: expected predicted labels, got probabilities (threshold them first)")
+        columns[name] = labels == y
+    table = pd.DataFrame(columns, index=index)
+    models = list(predictions)
+    table["n_wrong"] = (~table[models]).sum(axis=1).astype(int)
+    table.attrs["models"] = models
+    return table
+
+
+def _models(table: pd.DataFrame) -> list[str]:
+    models = table.attrs.get("models")
+    if models:
+        return list(models)
+    # attrs can be lost by some pandas operations: fall back on the boolean columns.
+    return [c for c in table.columns if table[c].dtype == bool]
+
+
+def misclassified_by_all(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows of an :func:`error_analysis` table that every model gets wrong."""
+    return table[table["n_wrong"] == len(_models(table))]
+
+
+def misclassified_by_k(table: pd.DataFrame) -> pd.Series:
+    """Number of samples misclassified by exactly ``k`` models, for ``k = 0 .. models``."""
+    counts = table["n_wrong"].value_counts().reindex(range(len(_models(table)) + 1), fill_value=0)
+    counts.index.name = "n_wrong"
+    return counts.rename("samples").astype(int)
+
+
+def only_one_right(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows that exactly one model gets right, with that model's name in column ``only_right``."""
+    models = _models(table)
+    rows = table[table["n_wrong"] == len(models) - 1].copy()
+    rows["only_right"] = rows[models].idxmax(axis=1) if len(rows) else pd.Series(dtype=object)
+    return rows

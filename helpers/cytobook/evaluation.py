@@ -1,0 +1,430 @@
+"""Metrics, result tables and evaluation figures, for binary and multi-class models.
+
+Report 1 (C-NMC) scores its models by the weighted F1 score, and its final
+table lists per-class precision and recall ("normal" = HEM = label 0,
+"cancer" = ALL = label 1) with the weighted F1. :func:`binary_report` computes
+those numbers for one model, :func:`report_table` lays several models out as
+that table, and :func:`multiclass_report` does the same job for the later
+chapters' multi-class models.
+
+Everything returned by the ``*_report`` functions is plain Python (``float``,
+``int``, ``list``, ``dict``, ``None``), ready for
+:meth:`cytobook.notebook.NotebookRun.save_metrics`. Only NumPy,
+scikit-learn, pandas, matplotlib and seaborn are used: no deep-learning
+backend is imported.
+
+Conventions
+-----------
+* Confusion matrices have the true class in rows and the predicted class in
+  columns (scikit-learn's layout), classes in label order.
+* A probability ``p`` predicts the positive class when ``p > threshold``, the
+  same rule as Keras' ``BinaryAccuracy``, so the numbers here agree with the
+  training logs; ``p == threshold`` predicts the negative class.
+* A ratio with an empty denominator (the precision of a class never predicted,
+  the recall of a class absent from ``y_true``) is 0, scikit-learn's
+  ``zero_division=0``; averages weighted by support are unaffected because such
+  a class has no weight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
+
+#: Column order of the report's final table (see :func:`report_table`).
+TABLE_COLUMNS = (
+    "precision normal",
+    "precision cancer",
+    "recall normal",
+    "recall cancer",
+    "weighted F1",
+    "ROC AUC",
+)
+PUBLISHED_COLUMN = "published weighted F1"
+
+
+class _HasHistory(Protocol):
+    history: Mapping[str, Sequence[float]]
+
+
+# ---------------------------------------------------------------------------
+# Metrics
+
+
+def predict_labels(p_positive: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Labels 0/1 from positive-class probabilities: 1 where ``p > threshold``."""
+    return (np.asarray(p_positive, dtype=float) > threshold).astype(np.int64)
+
+
+def per_class_scores(cm: np.ndarray) -> dict[str, np.ndarray]:
+    """Precision, recall, F1 and support per class from confusion matrices.
+
+    Vectorised over leading axes, so a stack of matrices (one per ensemble
+    candidate, say) is scored in one call.
+
+    Parameters
+    ----------
+    cm
+        Counts of shape ``(..., k, k)``, true class in rows, predicted class in
+        columns.
+
+    Returns
+    -------
+    dict
+        ``precision``, ``recall``, ``f1`` and ``support`` of shape ``(..., k)``
+        and ``weighted_f1`` of shape ``(...)`` (F1 averaged with the class
+        supports as weights, scikit-learn's ``average="weighted"``). Empty
+        denominators give 0 (see the module's conventions).
+    """
+    cm = np.asarray(cm, dtype=float)
+    tp = np.diagonal(cm, axis1=-2, axis2=-1)
+    support = cm.sum(axis=-1)
+    predicted = cm.sum(axis=-2)
+    precision = _safe_divide(tp, predicted)
+    recall = _safe_divide(tp, support)
+    # 2 TP / (2 TP + FP + FN), and 2 TP + FP + FN = predicted + support.
+    f1 = _safe_divide(2 * tp, predicted + support)
+    weighted_f1 = _safe_divide((f1 * support).sum(axis=-1), support.sum(axis=-1))
+    return {"precision": precision, "recall": recall, "f1": f1, "support": support, "weighted_f1": weighted_f1}
+
+
+def _safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    numerator, denominator = np.broadcast_arrays(np.asarray(numerator, float), np.asarray(denominator, float))
+    out = np.zeros(numerator.shape)
+    np.divide(numerator, denominator, out=out, where=denominator > 0)
+    return out
+
+
+def binary_report(
+    y_true: Sequence[int] | np.ndarray,
+    p_positive: Sequence[float] | np.ndarray,
+    threshold: float = 0.5,
+    class_names: Sequence[str] = ("HEM", "ALL"),
+) -> dict[str, Any]:
+    """The report's metrics for one binary classifier.
+
+    Parameters
+    ----------
+    y_true
+        True labels, 0 (``class_names[0]``, normal HEM cells) or 1
+        (``class_names[1]``, leukaemic ALL cells).
+    p_positive
+        Predicted probability of label 1 for each sample (a sigmoid output;
+        for a two-column softmax pass ``proba[:, 1]``). Shape ``(n,)`` or
+        ``(n, 1)``.
+    threshold
+        Label 1 is predicted where ``p_positive > threshold``.
+    class_names
+        Names of labels 0 and 1, used as keys of the per-class entries.
+
+    Returns
+    -------
+    dict
+        ``weighted_f1``, ``accuracy``, ``balanced_accuracy``, ``roc_auc``
+        (floats); ``precision``, ``recall``, ``f1`` and ``support`` (dicts
+        keyed by class name); ``confusion_matrix`` (``[[TN, FP], [FN, TP]]``,
+        true class in rows); ``n``, ``threshold`` and ``class_names``.
+        All values are plain Python, JSON-serialisable.
+
+    Notes
+    -----
+    A ``y_true`` with a single class (a small or unlucky split) does not
+    raise: ``roc_auc`` is ``None`` because the ROC curve is undefined, the
+    absent class has recall 0 and no weight in ``weighted_f1``, and
+    ``balanced_accuracy`` is the recall of the class present.
+
+    Raises
+    ------
+    ValueError
+        On empty or mismatched inputs, labels other than 0/1, or
+        non-finite probabilities.
+    """
+    y = _check_labels(y_true, 2, "y_true")
+    p = np.asarray(p_positive, dtype=float)
+    if p.ndim == 2 and p.shape[1] == 1:
+        p = p[:, 0]
+    if p.ndim != 1 or len(p) != len(y):
+        raise ValueError(f"p_positive must have shape ({len(y)},) to match y_true, got {p.shape}")
+    if not np.all(np.isfinite(p)):
+        raise ValueError("p_positive contains NaN or infinite values")
+    if len(class_names) != 2:
+        raise ValueError(f"class_names must name the two classes, got {list(class_names)}")
+    y_pred = predict_labels(p, threshold)
+    cm = confusion_matrix(y, y_pred, labels=[0, 1])
+    report = _report_from_confusion(cm, class_names)
+    report["roc_auc"] = float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else None
+    report["threshold"] = float(threshold)
+    return report
+
+
+def multiclass_report(
+    y_true: Sequence[int] | np.ndarray,
+    proba: np.ndarray,
+    class_names: Sequence[str],
+) -> dict[str, Any]:
+    """Metrics of a multi-class classifier from its class probabilities.
+
+    Parameters
+    ----------
+    y_true
+        True labels ``0 .. k-1``, indices into ``class_names``.
+    proba
+        Scores of shape ``(n, k)``; the prediction is the arg-max of each row.
+        Rows need not sum to one (the one-vs-rest AUC only ranks scores).
+    class_names
+        The ``k`` class names, in label order.
+
+    Returns
+    -------
+    dict
+        ``accuracy``, ``balanced_accuracy``, ``weighted_f1``, ``macro_f1``;
+        ``precision``, ``recall``, ``f1``, ``support`` keyed by class name;
+        ``confusion_matrix`` (nested list, true class in rows); ``n``,
+        ``class_names``; ``roc_auc`` (macro average of the one-vs-rest AUCs)
+        and ``roc_auc_per_class``, both ``None`` unless every class occurs
+        in ``y_true`` and some sample lies outside each class.
+
+    Notes
+    -----
+    ``macro_f1`` averages over all ``k`` classes, absent ones counting 0, and
+    ``balanced_accuracy`` averages recall over the classes present in
+    ``y_true`` (scikit-learn's behaviour).
+    """
+    k = len(class_names)
+    y = _check_labels(y_true, k, "y_true")
+    scores = np.asarray(proba, dtype=float)
+    if scores.shape != (len(y), k):
+        raise ValueError(f"proba must have shape ({len(y)}, {k}) for {k} classes, got {scores.shape}")
+    if not np.all(np.isfinite(scores)):
+        raise ValueError("proba contains NaN or infinite values")
+    cm = confusion_matrix(y, scores.argmax(axis=1), labels=list(range(k)))
+    report = _report_from_confusion(cm, class_names)
+    report["macro_f1"] = float(np.mean(list(report["f1"].values())))
+    present = np.bincount(y, minlength=k)
+    if k >= 2 and np.all(present > 0):
+        # Same as roc_auc_score(multi_class="ovr", average="macro"), minus its sum-to-one check.
+        per_class = [float(roc_auc_score(y == c, scores[:, c])) for c in range(k)]
+        report["roc_auc_per_class"] = dict(zip(class_names, per_class))
+        report["roc_auc"] = float(np.mean(per_class))
+    else:
+        report["roc_auc_per_class"] = None
+        report["roc_auc"] = None
+    return report
+
+
+def _check_labels(y_true: Sequence[int] | np.ndarray, k: int, name: str) -> np.ndarray:
+    y = np.asarray(y_true)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1 or len(y) == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D array of labels, got shape {y.shape}")
+    if y.dtype.kind == "f" and not np.all(np.mod(y, 1) == 0):
+        raise ValueError(f"{name} must hold integer labels, not probabilities")
+    if y.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must hold integer labels 0..{k - 1}, got dtype {y.dtype}")
+    y = y.astype(np.int64)
+    if y.min() < 0 or y.max() >= k:
+        raise ValueError(f"{name} must hold labels 0..{k - 1}, found {sorted(set(np.unique(y).tolist()))}")
+    return y
+
+
+def _report_from_confusion(cm: np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:
+    scores = per_class_scores(cm)
+    names = [str(name) for name in class_names]
+    present = scores["support"] > 0
+
+    def by_class(values: np.ndarray, kind: type = float) -> dict[str, Any]:
+        return {name: kind(value) for name, value in zip(names, values)}
+
+    return {
+        "n": int(cm.sum()),
+        "class_names": names,
+        "accuracy": float(np.trace(cm) / cm.sum()),
+        "balanced_accuracy": float(scores["recall"][present].mean()),
+        "weighted_f1": float(scores["weighted_f1"]),
+        "precision": by_class(scores["precision"]),
+        "recall": by_class(scores["recall"]),
+        "f1": by_class(scores["f1"]),
+        "support": by_class(scores["support"], int),
+        "confusion_matrix": np.asarray(cm, dtype=np.int64).tolist(),
+    }
+
+
+def report_table(
+    results: Mapping[str, Mapping[str, Any]], published: Mapping[str, float] | None = None
+) -> pd.DataFrame:
+    """The report's final table: one row per model, four decimals.
+
+    Parameters
+    ----------
+    results
+        Model name to its :func:`binary_report`. "normal" is the report's
+        first class (label 0, HEM), "cancer" the second (label 1, ALL).
+    published
+        The report's weighted F1 per model name; adds the column
+        ``"published weighted F1"``, empty for models it does not name.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by model, columns :data:`TABLE_COLUMNS` (then the published
+        column). A missing ROC AUC (single-class test set) is NaN.
+    """
+    rows = {}
+    for model, report in results.items():
+        normal, cancer = report.get("class_names") or list(report["precision"])
+        roc_auc = report.get("roc_auc")
+        rows[model] = [
+            report["precision"][normal],
+            report["precision"][cancer],
+            report["recall"][normal],
+            report["recall"][cancer],
+            report["weighted_f1"],
+            np.nan if roc_auc is None else roc_auc,
+        ]
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=list(TABLE_COLUMNS), dtype=float)
+    table.index.name = "model"
+    if published is not None:
+        table[PUBLISHED_COLUMN] = [float(published[m]) if m in published else np.nan for m in table.index]
+    return table.round(4)
+
+
+# ---------------------------------------------------------------------------
+# Figures
+
+_ACCURACY_KEYS = ("accuracy", "acc", "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy")
+
+
+def learning_curves(history: Mapping[str, Sequence[float]] | _HasHistory, title: str) -> plt.Figure:
+    """Loss and accuracy per epoch, training against validation, side by side.
+
+    Parameters
+    ----------
+    history
+        A Keras ``History`` (what ``model.fit`` returns) or its ``.history``
+        dict: ``loss``, ``val_loss``, an accuracy (``accuracy``, ``acc``,
+        ``binary_accuracy``...) and its ``val_`` twin.
+    title
+        Figure title, e.g. the model's name.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One panel per quantity found (loss, accuracy), each with its
+        training curve and, when recorded, its validation curve.
+    """
+    logs = getattr(history, "history", history)
+    panels = [key for key in ("loss",) if key in logs]
+    panels += [key for key in _ACCURACY_KEYS if key in logs][:1]
+    if not panels:
+        raise ValueError(f"history has neither a loss nor an accuracy, only {sorted(logs)}")
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.0 * len(panels), 3.4), squeeze=False)
+    for ax, key in zip(axes.flat, panels):
+        train = np.asarray(logs[key], dtype=float)
+        epochs = np.arange(1, len(train) + 1)
+        ax.plot(epochs, train, marker="o", markersize=3, label="training")
+        if f"val_{key}" in logs:
+            val = np.asarray(logs[f"val_{key}"], dtype=float)
+            ax.plot(np.arange(1, len(val) + 1), val, marker="o", markersize=3, label="validation")
+        label = "loss" if key == "loss" else "accuracy"
+        ax.set_title(label)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        # Integer epochs only: a one- or two-epoch smoke run would otherwise show 1.25, 1.5...
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_matrix_figure(
+    y_true: Sequence[int] | np.ndarray,
+    y_pred: Sequence[int] | np.ndarray,
+    class_names: Sequence[str],
+    title: str,
+    normalize: bool = False,
+) -> plt.Figure:
+    """Heat map of a confusion matrix: each cell shows its count and row percentage.
+
+    Parameters
+    ----------
+    y_true, y_pred
+        Labels ``0 .. k-1`` (indices into ``class_names``).
+    class_names
+        Class names in label order.
+    title
+        Figure title.
+    normalize
+        Colour the cells by row fraction (the recall of each class) instead
+        of by count; useful when the classes are unbalanced. The annotations
+        are the same either way.
+    """
+    k = len(class_names)
+    y = _check_labels(y_true, k, "y_true")
+    pred = _check_labels(y_pred, k, "y_pred")
+    if len(pred) != len(y):
+        raise ValueError(f"y_pred has {len(pred)} labels, y_true {len(y)}")
+    cm = confusion_matrix(y, pred, labels=list(range(k)))
+    fractions = _safe_divide(cm, cm.sum(axis=1, keepdims=True))
+    annotations = [[f"{count}\n{100 * fraction:.1f}%" for count, fraction in zip(*row)] for row in zip(cm, fractions)]
+    fig, ax = plt.subplots(figsize=(1.3 * k + 1.8, 1.1 * k + 1.2))
+    sns.heatmap(
+        fractions if normalize else cm,
+        annot=np.array(annotations),
+        fmt="",
+        cmap="Blues",
+        cbar=False,  # the numbers are written in the cells
+        vmin=0,
+        vmax=1 if normalize else None,
+        xticklabels=class_names,
+        yticklabels=class_names,
+        square=True,
+        linewidths=0.5,
+        ax=ax,
+    )
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def roc_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str) -> plt.Figure:
+    """ROC curves of several binary models on one axis, with their AUC in the legend.
+
+    Parameters
+    ----------
+    curves
+        Model name to ``(y_true, p_positive)``.
+    title
+        Figure title.
+
+    Raises
+    ------
+    ValueError
+        If a model's ``y_true`` holds a single class (no ROC curve exists).
+    """
+    fig, ax = plt.subplots(figsize=(4.8, 4.4))
+    for name, (y_true, p) in curves.items():
+        y = _check_labels(y_true, 2, f"y_true of {name!r}")
+        if len(np.unique(y)) < 2:
+            raise ValueError(f"{name!r}: y_true holds a single class, so it has no ROC curve")
+        p = np.asarray(p, dtype=float).ravel()
+        fpr, tpr, _ = roc_curve(y, p)
+        ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc_score(y, p):.4f})")
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="chance")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,212 @@
+"""cytobook.evaluation: the report's metrics against hand-computed values and scikit-learn, tables, figures."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from types import SimpleNamespace
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import balanced_accuracy_score, f1_score, precision_recall_fscore_support, roc_auc_score
+
+from cytobook import evaluation as ev
+
+# Four HEM (0) and six ALL (1) cells; at 0.5 the predictions are 0 0 1 0 | 1 1 0 1 1 0,
+# so TN 3, FP 1, FN 2, TP 4.
+Y = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 1])
+P = np.array([0.1, 0.2, 0.7, 0.4, 0.9, 0.8, 0.3, 0.6, 0.55, 0.2])
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def test_binary_report_matches_hand_computed_values():
+    report = ev.binary_report(Y, P)
+    assert report["confusion_matrix"] == [[3, 1], [2, 4]]
+    assert report["n"] == 10
+    assert report["support"] == {"HEM": 4, "ALL": 6}
+    assert report["precision"] == pytest.approx({"HEM": 3 / 5, "ALL": 4 / 5})
+    assert report["recall"] == pytest.approx({"HEM": 3 / 4, "ALL": 4 / 6})
+    assert report["f1"] == pytest.approx({"HEM": 6 / 9, "ALL": 8 / 11})
+    assert report["weighted_f1"] == pytest.approx((4 * 6 / 9 + 6 * 8 / 11) / 10)
+    assert report["accuracy"] == pytest.approx(0.7)
+    assert report["balanced_accuracy"] == pytest.approx((3 / 4 + 4 / 6) / 2)
+    # 24 (ALL, HEM) pairs; 17 ranked right and one tie (0.2 vs 0.2) counting half.
+    assert report["roc_auc"] == pytest.approx(17.5 / 24)
+
+
+def test_binary_report_agrees_with_sklearn_on_random_data():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 500)
+    p = np.clip(0.35 * y + rng.random(500) * 0.65, 0, 1)
+    pred = (p > 0.5).astype(int)
+    report = ev.binary_report(y, p, class_names=("normal", "cancer"))
+    precision, recall, _, _ = precision_recall_fscore_support(y, pred, labels=[0, 1])
+    assert report["weighted_f1"] == pytest.approx(f1_score(y, pred, average="weighted"), abs=1e-12)
+    assert report["precision"] == pytest.approx({"normal": precision[0], "cancer": precision[1]}, abs=1e-12)
+    assert report["recall"] == pytest.approx({"normal": recall[0], "cancer": recall[1]}, abs=1e-12)
+    assert report["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y, pred), abs=1e-12)
+    assert report["roc_auc"] == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+
+
+def test_binary_report_threshold_is_strict_and_accepts_keras_column_shape():
+    report = ev.binary_report([0, 1], np.array([[0.5], [0.51]]))
+    assert report["confusion_matrix"] == [[1, 0], [0, 1]]
+    assert ev.binary_report([0, 1], [0.3, 0.4], threshold=0.35)["accuracy"] == 1.0
+
+
+def test_binary_report_single_class_is_json_serialisable_without_warnings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = ev.binary_report([1, 1, 1], [0.9, 0.2, 0.7])
+    assert report["roc_auc"] is None
+    assert report["balanced_accuracy"] == pytest.approx(2 / 3)
+    assert report["weighted_f1"] == pytest.approx(0.8)  # only ALL has weight: F1 = 4 / 5
+    assert report["precision"]["HEM"] == 0.0
+    text = json.dumps(report)
+    assert json.loads(text) == report
+    assert all(type(v) is float for v in report["precision"].values())
+    assert all(type(v) is int for v in report["support"].values())
+
+
+@pytest.mark.parametrize(
+    ("y", "p", "message"),
+    [
+        ([0, 2], [0.1, 0.2], "labels 0..1"),
+        ([0, 1], [0.1], "shape"),
+        ([0, 1], [0.1, np.nan], "NaN"),
+        ([], [], "non-empty"),
+    ],
+)
+def test_binary_report_rejects_bad_input(y, p, message):
+    with pytest.raises(ValueError, match=message):
+        ev.binary_report(y, p)
+
+
+def test_per_class_scores_vectorised_over_stacks_matches_sklearn():
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        y = rng.integers(0, 4, 200)
+        pred = np.where(rng.random(200) < 0.6, y, rng.integers(0, 4, 200))
+        pred[pred == 3] = 2  # class 3 never predicted: precision 0 by convention
+        cm = np.zeros((4, 4), int)
+        np.add.at(cm, (y, pred), 1)
+        scores = ev.per_class_scores(np.stack([cm, cm]))
+        precision, recall, f1, support = precision_recall_fscore_support(y, pred, labels=range(4), zero_division=0)
+        for i in range(2):
+            np.testing.assert_allclose(scores["precision"][i], precision, atol=1e-12)
+            np.testing.assert_allclose(scores["recall"][i], recall, atol=1e-12)
+            np.testing.assert_allclose(scores["f1"][i], f1, atol=1e-12)
+            np.testing.assert_array_equal(scores["support"][i], support)
+            assert scores["weighted_f1"][i] == pytest.approx(
+                f1_score(y, pred, average="weighted", zero_division=0), abs=1e-12
+            )
+
+
+def test_multiclass_report_matches_sklearn():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 3, 300)
+    logits = rng.normal(size=(300, 3)) + 1.5 * np.eye(3)[y]
+    proba = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    pred = proba.argmax(axis=1)
+    report = ev.multiclass_report(y, proba, ["a", "b", "c"])
+    assert report["accuracy"] == pytest.approx(np.mean(pred == y))
+    assert report["weighted_f1"] == pytest.approx(f1_score(y, pred, average="weighted"), abs=1e-12)
+    assert report["macro_f1"] == pytest.approx(f1_score(y, pred, average="macro"), abs=1e-12)
+    assert report["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y, pred), abs=1e-12)
+    assert report["roc_auc"] == pytest.approx(roc_auc_score(y, proba, multi_class="ovr"), abs=1e-12)
+    assert list(report["recall"]) == ["a", "b", "c"]
+    assert np.array(report["confusion_matrix"]).sum() == 300
+    json.dumps(report)
+
+
+def test_multiclass_report_without_all_classes_has_no_auc():
+    proba = np.array([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1]])
+    report = ev.multiclass_report([0, 1, 1], proba, ["a", "b", "c"])
+    assert report["roc_auc"] is None and report["roc_auc_per_class"] is None
+    assert report["support"] == {"a": 1, "b": 2, "c": 0}
+    assert report["balanced_accuracy"] == pytest.approx((1 + 0.5) / 2)
+    with pytest.raises(ValueError, match="shape"):
+        ev.multiclass_report([0, 1], proba, ["a", "b", "c"])
+
+
+def test_report_table_columns_order_and_published_column():
+    results = {
+        "VGG16": ev.binary_report(Y, P),
+        "Average ensemble": ev.binary_report([1, 1, 0], [0.9, 0.4, 0.1]),
+        "single class": ev.binary_report([1, 1], [0.9, 0.8]),
+    }
+    table = ev.report_table(results, published={"VGG16": 0.9108, "Average ensemble": 0.9503, "unused": 1.0})
+    assert list(table.columns) == [
+        "precision normal",
+        "precision cancer",
+        "recall normal",
+        "recall cancer",
+        "weighted F1",
+        "ROC AUC",
+        "published weighted F1",
+    ]
+    assert list(table.index) == list(results)
+    assert table.loc["VGG16", "precision normal"] == 0.6
+    assert table.loc["VGG16", "recall cancer"] == 0.6667
+    assert table.loc["VGG16", "weighted F1"] == round((4 * 6 / 9 + 6 * 8 / 11) / 10, 4)
+    assert table.loc["VGG16", "published weighted F1"] == 0.9108
+    assert np.isnan(table.loc["single class", "published weighted F1"])
+    assert np.isnan(table.loc["single class", "ROC AUC"])
+    assert list(ev.report_table(results).columns) == list(ev.TABLE_COLUMNS)
+
+
+def test_learning_curves_from_dict_and_history_object():
+    logs = {
+        "loss": [0.9, 0.6, 0.4],
+        "val_loss": [1.0, 0.7, 0.6],
+        "accuracy": [0.5, 0.7, 0.8],
+        "val_accuracy": [0.5, 0.6, 0.7],
+    }
+    for history in (logs, SimpleNamespace(history=logs)):
+        fig = ev.learning_curves(history, "scratch CNN")
+        assert isinstance(fig, plt.Figure)
+        assert len(fig.axes) == 2
+        assert [len(ax.get_lines()) for ax in fig.axes] == [2, 2]
+        assert fig._suptitle.get_text() == "scratch CNN"
+    fig = ev.learning_curves({"loss": [1.0], "binary_accuracy": [0.5]}, "no validation")
+    assert [len(ax.get_lines()) for ax in fig.axes] == [1, 1]
+    with pytest.raises(ValueError, match="neither"):
+        ev.learning_curves({"auc": [0.5]}, "nothing to draw")
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_confusion_matrix_figure_annotates_counts_and_row_percentages(normalize):
+    fig = ev.confusion_matrix_figure(Y, (P > 0.5).astype(int), ["HEM", "ALL"], "VGG16", normalize=normalize)
+    assert isinstance(fig, plt.Figure)
+    assert len(fig.axes) == 1
+    ax = fig.axes[0]
+    texts = [t.get_text() for t in ax.texts]
+    assert texts == ["3\n75.0%", "1\n25.0%", "2\n33.3%", "4\n66.7%"]
+    assert ax.get_title() == "VGG16"
+    assert ax.get_xlabel() == "predicted class" and ax.get_ylabel() == "true class"
+
+
+def test_roc_figure_one_curve_per_model_and_chance_line():
+    fig = ev.roc_figure({"A": (Y, P), "B": (Y, 1 - P)}, "ROC")
+    ax = fig.axes[0]
+    assert len(fig.axes) == 1
+    assert len(ax.get_lines()) == 3
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == [f"A (AUC {17.5 / 24:.4f})", f"B (AUC {1 - 17.5 / 24:.4f})", "chance"]
+    with pytest.raises(ValueError, match="single class"):
+        ev.roc_figure({"A": ([1, 1], [0.2, 0.3])}, "ROC")
+
+
+def test_report_table_is_a_dataframe():
+    assert isinstance(ev.report_table({"m": ev.binary_report(Y, P)}), pd.DataFrame)
