@@ -47,7 +47,7 @@ def balance_classes(
     seed: int = 0,
     target: int | None = None,
     label: str = "label",
-    majority: int = 1,
+    majority: int | None = None,
 ) -> pd.DataFrame:
     """Balance a two-class table: subsample the majority class, augment the minority class.
 
@@ -66,7 +66,7 @@ def balance_classes(
     label
         The class column.
     majority
-        The label that is subsampled (ALL = 1 in C-NMC).
+        The label that is subsampled; default the larger class (ALL in C-NMC).
 
     Returns
     -------
@@ -75,6 +75,8 @@ def balance_classes(
         originals), shuffled.
     """
     rng = np.random.default_rng(seed)
+    if majority is None:
+        majority = table[label].value_counts().idxmax()
     major = table[table[label] == majority]
     minor = table[table[label] != majority]
     if minor[label].nunique() != 1 or major.empty:

@@ -50,7 +50,12 @@ class Profile:
     image_size
         Side of the square model input for the C-NMC models (300 in report 1).
     epochs, batch_size
-        Training length and batch size of the C-NMC models.
+        Training length and batch size of the C-NMC models (feature extraction
+        and models trained from scratch).
+    fine_tune_epochs
+        Epochs of each fine-tuning stage, after feature extraction.
+    patience
+        Early stopping on the validation loss, or ``None`` to train every epoch.
     imagenet_required
         If true, a missing ImageNet weight file is an error; otherwise the
         notebook says loudly that it starts from random weights.
@@ -62,6 +67,8 @@ class Profile:
     image_size: int = 300
     epochs: int = 30
     batch_size: int = 32
+    fine_tune_epochs: int = 20
+    patience: int | None = 5
     imagenet_required: bool = True
 
 
@@ -76,9 +83,11 @@ PROFILES: dict[str, Profile] = {
             prelim_subjects=(1, 1),
             final_subjects=(1, 1),
         ),
-        image_size=48,
+        image_size=64,
         epochs=1,
         batch_size=16,
+        fine_tune_epochs=1,
+        patience=None,
         imagenet_required=False,
     ),
     "demo": Profile(
@@ -91,9 +100,11 @@ PROFILES: dict[str, Profile] = {
             prelim_subjects=(3, 2),
             final_subjects=(2, 2),
         ),
-        image_size=96,
+        image_size=64,
         epochs=8,
         batch_size=32,
+        fine_tune_epochs=3,
+        patience=3,
         imagenet_required=False,
     ),
     "full": Profile(

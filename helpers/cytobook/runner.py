@@ -63,10 +63,10 @@ def select(notebooks: Sequence[SuiteNotebook], only: Iterable[str] | None) -> li
         return list(notebooks)
     chosen: set[Path] = set()
     for pattern in only:
-        hits = [
-            nb for nb in notebooks
-            if nb.chapter == pattern or fnmatch.fnmatch(nb.name, pattern) or pattern in nb.name
-        ]
+        if pattern in CHAPTERS:  # a chapter name selects that chapter only, not every name containing it
+            hits = [nb for nb in notebooks if nb.chapter == pattern]
+        else:
+            hits = [nb for nb in notebooks if fnmatch.fnmatch(nb.name, pattern) or pattern in nb.name]
         if not hits:
             names = ", ".join(nb.name for nb in notebooks)
             raise ValueError(f"--only {pattern!r} matches no notebook; chapters: {', '.join(CHAPTERS)}; notebooks: {names}")

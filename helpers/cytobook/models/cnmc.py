@@ -1,0 +1,154 @@
+"""Report 1's models for C-NMC: the scratch CNN and the transfer-learning classifiers.
+
+Every classifier maps RGB images in [0, 255] to one sigmoid unit, P(ALL).
+Transfer models put the ImageNet input preprocessing inside the model and
+wrap the (possibly truncated) ``keras.applications`` base as one layer named
+``"base"``, so that :func:`set_trainable` can freeze and unfreeze it for
+feature extraction and fine-tuning.
+
+Choices the report leaves open are marked *our choice* in the docstrings.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from ..weights import build_backbone
+from .layers import imagenet_preprocessing
+
+#: The scratch CNN's heads: report 1's best (first) and the variants it compares.
+SCRATCH_HEADS: dict[str, tuple[tuple[str, float], ...]] = {
+    "dropout-dense256-dropout": (("dropout", 0.5), ("dense", 256), ("dropout", 0.5)),
+    "dense256-dropout": (("dense", 256), ("dropout", 0.5)),
+    "dense128-dropout": (("dense", 128), ("dropout", 0.5)),
+    "dense256-dense128": (("dense", 256), ("dropout", 0.5), ("dense", 128), ("dropout", 0.5)),
+}
+
+#: Where report 1 truncates each base: the last block or stage is removed.
+TRUNCATION: dict[str, str] = {
+    "vgg16": "block4_pool",  # without block 5
+    "resnet50": "conv4_block6_out",  # without stage 5: 14x14x1024 at 224 px
+    "mobilenet_v2": "block_12_add",  # our choice: without the 7x7 stage (blocks 13-16, Conv_1), as for ResNet50
+}
+
+
+def _head(x, layers: tuple[tuple[str, float], ...]):
+    for kind, value in layers:
+        x = keras.layers.Dropout(value)(x) if kind == "dropout" else keras.layers.Dense(int(value), activation="relu")(x)
+    return keras.layers.Dense(1, activation="sigmoid", name="p_all")(x)
+
+
+def scratch_cnn(size: int, head: str = "dropout-dense256-dropout") -> keras.Model:
+    """Report 1's CNN trained from scratch.
+
+    Four 3x3 same-padded ReLU convolutions of 32, 64, 128 and 256 filters,
+    each followed by max pooling of 2, 2, 3 and 5, then a head from
+    :data:`SCRATCH_HEADS`. The pools shrink the image 60-fold, so ``size``
+    must be at least 60 (300 in the report: a 5x5x256 map).
+    """
+    if size < 60:
+        raise ValueError(f"the scratch CNN pools by 2*2*3*5 = 60: input size {size} is too small")
+    if head not in SCRATCH_HEADS:
+        raise ValueError(f"unknown head {head!r}; expected one of {', '.join(SCRATCH_HEADS)}")
+    inputs = keras.Input((size, size, 3), name="image")
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    for index, (filters, pool) in enumerate(zip((32, 64, 128, 256), (2, 2, 3, 5)), start=1):
+        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{index}")(x)
+        x = keras.layers.MaxPooling2D(pool, name=f"pool{index}")(x)
+    x = keras.layers.Flatten()(x)
+    return keras.Model(inputs, _head(x, SCRATCH_HEADS[head]), name=f"scratch_cnn_{head}")
+
+
+def convolutional_base(
+    arch: str,
+    size: int,
+    *,
+    truncated: bool = False,
+    weights: str | None = "imagenet",
+    required: bool = True,
+) -> keras.Model:
+    """An ImageNet base, whole or cut at :data:`TRUNCATION`, named ``"base"``.
+
+    ``required`` follows the profile: missing ImageNet weights stop the
+    ``full`` profile and are announced loudly in the others (see
+    :func:`cytobook.weights.build_backbone`).
+    """
+    base = build_backbone(arch, (size, size, 3), weights=weights, required=required)
+    loaded = base.imagenet_weights
+    if truncated:
+        base = keras.Model(base.input, base.get_layer(TRUNCATION[arch]).output)
+    base = keras.Model(base.input, base.output, name="base")
+    base.imagenet_weights = loaded
+    return base
+
+
+def transfer_classifier(
+    arch: str,
+    size: int,
+    *,
+    truncated: bool = False,
+    pooling: str = "gap",
+    dense: int | None = 256,
+    dropout: float = 0.5,
+    weights: str | None = "imagenet",
+    required: bool = True,
+) -> keras.Model:
+    """ImageNet base + report 1's head: pooling, optional dense layer, dropout, one sigmoid unit.
+
+    Parameters
+    ----------
+    arch
+        ``"vgg16"``, ``"resnet50"`` or ``"mobilenet_v2"``.
+    truncated
+        Cut the base at :data:`TRUNCATION`.
+    pooling
+        ``"flatten"`` (VGG16 with its whole base) or ``"gap"`` (global average pooling).
+    dense
+        Units of the ReLU layer before the output, or ``None`` (MobileNetV2).
+    dropout
+        Rate of the dropout before the output (0.5: *our choice*).
+
+    The base starts frozen (feature extraction); see :func:`set_trainable`.
+    """
+    base = convolutional_base(arch, size, truncated=truncated, weights=weights, required=required)
+    base.trainable = False
+    inputs = keras.Input((size, size, 3), name="image")
+    x = base(imagenet_preprocessing(arch)(inputs))
+    x = keras.layers.Flatten()(x) if pooling == "flatten" else keras.layers.GlobalAveragePooling2D()(x)
+    head = ((("dense", dense),) if dense else ()) + (("dropout", dropout),)
+    name = f"{arch}{'_truncated' if truncated else ''}"
+    model = keras.Model(inputs, _head(x, head), name=name)
+    model.imagenet_weights = base.imagenet_weights
+    return model
+
+
+def set_trainable(model: keras.Model, *, from_layer: str | None = None, last: int | None = None,
+                  everything: bool = False) -> list[str]:
+    """Unfreeze part of the model's ``"base"`` for fine-tuning; returns the unfrozen layer names.
+
+    Exactly one of ``from_layer`` (this layer and all after it), ``last`` (the
+    last ``n`` layers) or ``everything``. Batch-normalisation layers stay
+    frozen in inference mode: with small batches their statistics would
+    otherwise drift (*our choice*, as in the Keras transfer-learning guide).
+    Recompile the model afterwards.
+    """
+    if sum(x is not None and x is not False for x in (from_layer, last, everything or None)) != 1:
+        raise ValueError("give exactly one of from_layer, last or everything")
+    base = model.get_layer("base")
+    layers = base.layers
+    if from_layer is not None:
+        names = [layer.name for layer in layers]
+        if from_layer not in names:
+            raise ValueError(f"{from_layer!r} is not a layer of {model.name}'s base")
+        start = names.index(from_layer)
+    elif last is not None:
+        start = len(layers) - last
+    else:
+        start = 0
+    base.trainable = True
+    unfrozen = []
+    for index, layer in enumerate(layers):
+        layer.trainable = index >= start and not isinstance(layer, keras.layers.BatchNormalization)
+        if layer.trainable and layer.weights:
+            unfrozen.append(layer.name)
+    return unfrozen

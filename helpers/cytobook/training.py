@@ -1,0 +1,115 @@
+"""Training loops shared by the notebooks: compile, fit with the usual callbacks, predict.
+
+The notebooks state *what* is trained (model, optimiser, learning rate,
+epochs); the mechanics (callbacks, verbosity, probability extraction) are here
+so that every model of a chapter is trained the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+
+
+@dataclass
+class SplitArrays:
+    """Images and labels of one train/validation/test split, as arrays.
+
+    Images are ``uint8`` RGB ``(N, H, W, 3)``: the models rescale them inside.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+    def save(self, path: str | Path) -> Path:
+        """Write all six arrays to one ``.npz`` file."""
+        path = Path(path)
+        np.savez(path, **vars(self))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "SplitArrays":
+        """Read arrays written by :meth:`save`."""
+        with np.load(path) as data:
+            return cls(**{name: data[name] for name in data.files})
+
+
+@dataclass
+class Trained:
+    """A trained model with its learning history and its validation and test probabilities."""
+
+    name: str
+    model: keras.Model
+    history: dict[str, list[float]] = field(default_factory=dict)
+    p_val: np.ndarray | None = None
+    p_test: np.ndarray | None = None
+
+
+def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+    """``"adam"``, ``"rmsprop"`` or ``"sgd"`` (momentum 0.9) at ``learning_rate``."""
+    optimizers = {
+        "adam": lambda: keras.optimizers.Adam(learning_rate),
+        "rmsprop": lambda: keras.optimizers.RMSprop(learning_rate),
+        "sgd": lambda: keras.optimizers.SGD(learning_rate, momentum=0.9),
+    }
+    if name not in optimizers:
+        raise ValueError(f"unknown optimizer {name!r}; expected one of {', '.join(optimizers)}")
+    return optimizers[name]()
+
+
+def compile_binary(model: keras.Model, optimizer: str = "adam", learning_rate: float = 1e-3) -> keras.Model:
+    """Compile for one sigmoid output: binary cross-entropy, accuracy and AUC."""
+    model.compile(
+        optimizer=make_optimizer(optimizer, learning_rate),
+        loss="binary_crossentropy",
+        metrics=["accuracy", keras.metrics.AUC(name="auc")],
+    )
+    return model
+
+
+def fit(
+    model: keras.Model,
+    data: SplitArrays,
+    *,
+    epochs: int,
+    batch_size: int,
+    patience: int | None = None,
+    class_weight: dict[int, float] | None = None,
+    history: dict[str, list[float]] | None = None,
+) -> dict[str, list[float]]:
+    """Fit on the training arrays, validating each epoch; returns the (extended) history.
+
+    Parameters
+    ----------
+    patience
+        Stop after this many epochs without a lower validation loss and keep
+        the best weights; ``None`` trains for all ``epochs``.
+    history
+        A history to extend, so that feature extraction followed by
+        fine-tuning shows as one learning curve.
+    """
+    callbacks = []
+    if patience is not None:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True))
+    result = model.fit(
+        data.x_train, data.y_train,
+        validation_data=(data.x_val, data.y_val),
+        epochs=epochs, batch_size=batch_size, class_weight=class_weight,
+        callbacks=callbacks, verbose=2,  # one line per epoch: progress bars flood saved notebooks
+    )
+    merged = {key: list(values) for key, values in (history or {}).items()}
+    for key, values in result.history.items():
+        merged.setdefault(key, []).extend(float(v) for v in values)
+    return merged
+
+
+def predict_proba(model: keras.Model, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """P(positive class) for each image, as a flat float array."""
+    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=float).reshape(len(x), -1)[:, -1]
