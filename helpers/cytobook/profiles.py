@@ -101,10 +101,10 @@ PROFILES: dict[str, Profile] = {
             final_subjects=(2, 2),
         ),
         image_size=64,
-        epochs=8,
+        epochs=10,
         batch_size=32,
         fine_tune_epochs=3,
-        patience=3,
+        patience=4,
         imagenet_required=False,
     ),
     "full": Profile(

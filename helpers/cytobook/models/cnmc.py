@@ -51,11 +51,11 @@ def scratch_cnn(size: int, head: str = "dropout-dense256-dropout") -> keras.Mode
     if head not in SCRATCH_HEADS:
         raise ValueError(f"unknown head {head!r}; expected one of {', '.join(SCRATCH_HEADS)}")
     inputs = keras.Input((size, size, 3), name="image")
-    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.Rescaling(1 / 255, name="rescale")(inputs)
     for index, (filters, pool) in enumerate(zip((32, 64, 128, 256), (2, 2, 3, 5)), start=1):
         x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{index}")(x)
         x = keras.layers.MaxPooling2D(pool, name=f"pool{index}")(x)
-    x = keras.layers.Flatten()(x)
+    x = keras.layers.Flatten(name="flatten")(x)
     return keras.Model(inputs, _head(x, SCRATCH_HEADS[head]), name=f"scratch_cnn_{head}")
 
 
