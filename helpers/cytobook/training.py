@@ -110,6 +110,36 @@ def fit(
     return merged
 
 
+def fit_head_on_features(
+    model: keras.Model,
+    data: SplitArrays,
+    *,
+    epochs: int,
+    batch_size: int,
+    optimizer: str = "adam",
+    learning_rate: float = 1e-3,
+    patience: int | None = None,
+) -> dict[str, list[float]]:
+    """Feature extraction the fast way: run the frozen base once, then train only the head.
+
+    For a transfer model of :mod:`cytobook.models.cnmc` (layers ``preprocess``,
+    ``base``, ``head``) this equals training the whole model with a frozen
+    base, because nothing before the head changes between epochs; it costs one
+    forward pass through the base instead of one per epoch. The head's weights
+    are shared, so ``model`` is trained afterwards.
+    """
+    extractor = keras.Sequential([model.get_layer("preprocess"), model.get_layer("base")])
+    if model.get_layer("base").trainable:
+        raise ValueError("the base is trainable: fit_head_on_features is for a frozen base")
+    features = SplitArrays(
+        extractor.predict(data.x_train, batch_size=batch_size, verbose=0), data.y_train,
+        extractor.predict(data.x_val, batch_size=batch_size, verbose=0), data.y_val,
+        data.x_test[:0], data.y_test[:0],
+    )
+    head = compile_binary(model.get_layer("head"), optimizer, learning_rate)
+    return fit(head, features, epochs=epochs, batch_size=batch_size, patience=patience)
+
+
 def predict_proba(model: keras.Model, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """P(positive class) for each image, as a flat float array."""
     return np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=float).reshape(len(x), -1)[:, -1]

@@ -1,10 +1,10 @@
 """Report 1's models for C-NMC: the scratch CNN and the transfer-learning classifiers.
 
 Every classifier maps RGB images in [0, 255] to one sigmoid unit, P(ALL).
-Transfer models put the ImageNet input preprocessing inside the model and
-wrap the (possibly truncated) ``keras.applications`` base as one layer named
-``"base"``, so that :func:`set_trainable` can freeze and unfreeze it for
-feature extraction and fine-tuning.
+Transfer models are three layers: the ImageNet input preprocessing, the
+(possibly truncated) ``keras.applications`` base named ``"base"``, which
+:func:`set_trainable` freezes and unfreezes for feature extraction and
+fine-tuning, and the classifier ``"head"``.
 
 Choices the report leaves open are marked *our choice* in the docstrings.
 """
@@ -112,12 +112,15 @@ def transfer_classifier(
     """
     base = convolutional_base(arch, size, truncated=truncated, weights=weights, required=required)
     base.trainable = False
+    # The head is a model of its own, so that feature extraction can train it on cached base outputs
+    # (cytobook.training.fit_head_on_features) and the full model sees the same weights.
+    features = keras.Input(base.output.shape[1:], name="features")
+    x = keras.layers.Flatten()(features) if pooling == "flatten" else keras.layers.GlobalAveragePooling2D()(features)
+    layers = ((("dense", dense),) if dense else ()) + (("dropout", dropout),)
+    head = keras.Model(features, _head(x, layers), name="head")
     inputs = keras.Input((size, size, 3), name="image")
-    x = base(imagenet_preprocessing(arch)(inputs))
-    x = keras.layers.Flatten()(x) if pooling == "flatten" else keras.layers.GlobalAveragePooling2D()(x)
-    head = ((("dense", dense),) if dense else ()) + (("dropout", dropout),)
-    name = f"{arch}{'_truncated' if truncated else ''}"
-    model = keras.Model(inputs, _head(x, head), name=name)
+    preprocess = imagenet_preprocessing(arch)
+    model = keras.Model(inputs, head(base(preprocess(inputs))), name=f"{arch}{'_truncated' if truncated else ''}")
     model.imagenet_weights = base.imagenet_weights
     return model
 
@@ -127,28 +130,27 @@ def set_trainable(model: keras.Model, *, from_layer: str | None = None, last: in
     """Unfreeze part of the model's ``"base"`` for fine-tuning; returns the unfrozen layer names.
 
     Exactly one of ``from_layer`` (this layer and all after it), ``last`` (the
-    last ``n`` layers) or ``everything``. Batch-normalisation layers stay
-    frozen in inference mode: with small batches their statistics would
-    otherwise drift (*our choice*, as in the Keras transfer-learning guide).
-    Recompile the model afterwards.
+    last ``n`` layers that hold weights, batch normalisation not counted: the
+    last three convolutions of VGG16 or of ResNet50's last bottleneck) or
+    ``everything``. Batch-normalisation layers stay frozen in inference mode:
+    with small batches their statistics would otherwise drift (*our choice*,
+    as in the Keras transfer-learning guide). Recompile the model afterwards.
     """
     if sum(x is not None and x is not False for x in (from_layer, last, everything or None)) != 1:
         raise ValueError("give exactly one of from_layer, last or everything")
     base = model.get_layer("base")
     layers = base.layers
+    learnable = [i for i, layer in enumerate(layers) if layer.weights and not isinstance(layer, keras.layers.BatchNormalization)]
     if from_layer is not None:
         names = [layer.name for layer in layers]
         if from_layer not in names:
             raise ValueError(f"{from_layer!r} is not a layer of {model.name}'s base")
         start = names.index(from_layer)
     elif last is not None:
-        start = len(layers) - last
+        start = learnable[-last]
     else:
         start = 0
     base.trainable = True
-    unfrozen = []
     for index, layer in enumerate(layers):
         layer.trainable = index >= start and not isinstance(layer, keras.layers.BatchNormalization)
-        if layer.trainable and layer.weights:
-            unfrozen.append(layer.name)
-    return unfrozen
+    return [layers[i].name for i in learnable if i >= start]

@@ -26,9 +26,9 @@ class CaffePreprocess(keras.layers.Layer):
 def imagenet_preprocessing(arch: str) -> keras.layers.Layer:
     """The layer that maps RGB in [0, 255] to what ``arch``'s ImageNet weights expect."""
     if arch in ("vgg16", "resnet50"):
-        return CaffePreprocess(name="caffe_preprocess")
+        return CaffePreprocess(name="preprocess")
     if arch in ("mobilenet", "mobilenet_v2", "inception_resnet_v2"):
-        return keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="scale_to_pm1")
+        return keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocess")
     if arch.startswith("convnext"):
-        return keras.layers.Identity(name="convnext_expects_0_255")  # ConvNeXt normalises internally
+        return keras.layers.Identity(name="preprocess")  # ConvNeXt normalises internally
     raise ValueError(f"no ImageNet preprocessing known for {arch!r}")

@@ -1,0 +1,57 @@
+"""Report 1's architectures: shapes, truncation points, freezing, fast feature extraction."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cytobook.notebook import _import_keras_quietly
+
+keras = _import_keras_quietly()
+
+from cytobook.models.cnmc import TRUNCATION, scratch_cnn, set_trainable, transfer_classifier  # noqa: E402
+from cytobook.training import SplitArrays, fit_head_on_features, predict_proba  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def no_cached_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+
+
+def test_scratch_cnn_matches_the_report_at_300_px():
+    model = scratch_cnn(300)
+    assert model.get_layer("pool4").output.shape == (None, 5, 5, 256)
+    assert [model.get_layer(f"conv{i}").filters for i in range(1, 5)] == [32, 64, 128, 256]
+    assert model.output.shape == (None, 1)
+    with pytest.raises(ValueError, match="60"):
+        scratch_cnn(48)
+
+
+@pytest.mark.parametrize("arch, shape", [("vgg16", (14, 14, 512)), ("resnet50", (14, 14, 1024)), ("mobilenet_v2", (14, 14, 96))])
+def test_truncated_bases_end_a_stage_early(arch, shape):
+    model = transfer_classifier(arch, 224, truncated=True, required=False)
+    assert model.get_layer("base").output.shape[1:] == shape
+    assert model.get_layer("base").layers[-1].name == TRUNCATION[arch]
+
+
+def test_fine_tuning_unfreezes_only_what_is_asked_and_keeps_batchnorm_frozen():
+    model = transfer_classifier("resnet50", 64, required=False)
+    assert not model.get_layer("base").trainable
+    unfrozen = set_trainable(model, last=3)
+    assert unfrozen == ["conv5_block3_1_conv", "conv5_block3_2_conv", "conv5_block3_3_conv"]
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) and layer.trainable
+                   for layer in model.get_layer("base").layers)
+    with pytest.raises(ValueError, match="exactly one"):
+        set_trainable(model, last=3, from_layer="conv5_block3_3_conv")
+
+
+def test_head_trained_on_cached_features_is_the_models_head():
+    rng = np.random.default_rng(0)
+    x = (rng.random((24, 64, 64, 3)) * 255).astype("uint8")
+    y = (x[:, :32].mean(axis=(1, 2, 3)) > x[:, 32:].mean(axis=(1, 2, 3))).astype("float32")
+    data = SplitArrays(x, y, x[:8], y[:8], x[:8], y[:8])
+    model = transfer_classifier("mobilenet_v2", 64, dense=None, required=False)
+    before = predict_proba(model, x)
+    history = fit_head_on_features(model, data, epochs=2, batch_size=8)
+    assert len(history["loss"]) == 2 and "val_loss" in history
+    assert not np.allclose(before, predict_proba(model, x))  # the full model sees the trained head
