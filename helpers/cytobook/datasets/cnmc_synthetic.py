@@ -1,0 +1,640 @@
+"""A deterministic, seeded generator of look-alike C-NMC 2019 data in the official layout.
+
+The real C-NMC 2019 release (ALL lymphoblasts against normal "HEM" B cells) may
+not be redistributed, yet every notebook has to run without it. This module
+writes a tree that a loader cannot tell apart from the real one by its layout::
+
+    C-NMC_Leukemia/
+      training_data/fold_{0,1,2}/{all,hem}/UID_<subject>_<image>_<cell>_<all|hem>.bmp
+      validation_data/C-NMC_test_prelim_phase_data/1.bmp ... N.bmp
+      validation_data/C-NMC_test_prelim_phase_data_labels.csv   (Patient_ID,new_names,labels)
+      testing_data/C-NMC_test_final_phase_data/1.bmp ... M.bmp
+
+and whose images carry the kind of signal the reports rely on:
+
+* **Class morphology, overlapping between classes.** ALL blasts have a larger
+  nucleus-to-cytoplasm ratio, more irregular nuclear outlines (larger harmonic
+  amplitudes, occasional clefts), fine dispersed chromatin and frequent
+  nucleoli; HEM cells are rounder and smoother, with coarse clumped chromatin,
+  rare nucleoli and a slightly wider cytoplasm rim.
+* **No give-away statistic.** Cell area and mean brightness inside the cell
+  follow the same distribution in both classes (area is set exactly, brightness
+  is renormalised per cell), so a model has to look at shape and texture.
+* **Recognisable subjects.** Each subject has its own stain tint, focus blur,
+  noise level, cell-size scale and a latent "blast-likeness" that shifts its
+  morphology, so some ALL subjects look HEM-like and vice versa. A split that
+  shares subjects between training and test data therefore scores higher than
+  a subject-level split, as on the real data.
+
+Everything is drawn from :class:`numpy.random.Generator` streams derived from
+the seed and the subject's identity, so the same seed and spec give
+byte-identical files, and one subject's cells do not change when another
+subject is added.
+"""
+
+from __future__ import annotations
+
+import csv
+import io as _io
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from statistics import NormalDist
+
+import cv2
+import numpy as np
+
+from ..io import atomic_directory, cache_dir, write_image, write_json
+from ..profiles import CnmcSpec, Profile, get_profile
+
+__all__ = [
+    "GENERATOR_VERSION",
+    "ROOT_NAME",
+    "STRATIFIED_FIELDS",
+    "SubjectStyle",
+    "cached_cnmc",
+    "draw_subject",
+    "generate_cnmc",
+    "render_cell",
+]
+
+#: Bump whenever the generated images or the layout change: it is part of the
+#: cache key, so old cached copies are not mistaken for current ones.
+GENERATOR_VERSION = 1
+
+#: Name of the top folder of the release.
+ROOT_NAME = "C-NMC_Leukemia"
+
+PRELIM_DIR = "C-NMC_test_prelim_phase_data"
+PRELIM_LABELS = "C-NMC_test_prelim_phase_data_labels.csv"
+FINAL_DIR = "C-NMC_test_final_phase_data"
+
+# Stream identifiers mixed into the seed; fixed numbers (not hash()) so that the
+# streams do not depend on PYTHONHASHSEED.
+_STREAM_LAYOUT = 1
+_STREAM_SUBJECT = 2
+_SPLIT_CODE = {"train": 0, "prelim": 1, "final": 2}
+
+# Palette of a May-Grünwald-Giemsa stained lymphocyte as it appears in C-NMC
+# after the release's own stain normalisation: mean chromatin colour, the
+# lighter pink-lilac of cytoplasm and nucleoli, and the dark blue-purple of
+# condensed chromatin. The measured in-cell mean of real cells is about
+# (70, 33, 82); the brightness is renormalised per cell anyway.
+_BASE = np.array([72.0, 34.0, 86.0])
+_LIGHT = np.array([128.0, 74.0, 132.0])
+_DARK = np.array([44.0, 17.0, 72.0])
+
+
+# --------------------------------------------------------------------------- #
+# Per-subject style
+# --------------------------------------------------------------------------- #
+
+
+@dataclass(frozen=True)
+class SubjectStyle:
+    """What makes one subject's cells recognisable (drawn by :func:`draw_subject`).
+
+    Only ``blastness`` depends on the class; every other field is drawn from
+    the same distribution for ALL and HEM subjects, so none of them can be used
+    as a shortcut to the label, only to recognise the subject.
+
+    Attributes
+    ----------
+    blastness
+        Latent blast-likeness of the subject's cells: positive values push the
+        morphology towards ALL (irregular outline, fine chromatin, nucleoli,
+        thin rim), negative towards HEM. Class means are +-0.55 with a spread
+        of 0.5, so the subject distributions overlap.
+    brightness
+        Target mean intensity inside the cell (mean over pixels and channels,
+        0-255) before per-image jitter.
+    tint
+        Multiplicative factors on (R, G, B) of the stain palette.
+    saturation
+        Factor on the palette's distance from grey (1 = unchanged).
+    blur
+        Focus blur as a Gaussian sigma in units of the image side.
+    noise
+        Standard deviation of the pixel noise, in 0-255 grey levels.
+    scale
+        Factor on the cell radius (1 = a cell covering about 19 % of the frame).
+    """
+
+    blastness: float
+    brightness: float
+    tint: tuple[float, float, float]
+    saturation: float
+    blur: float
+    noise: float
+    scale: float
+
+
+#: Class-independent subject fields that :func:`generate_cnmc` stratifies
+#: within each class and subject group (see :func:`draw_subject`).
+STRATIFIED_FIELDS = ("brightness", "scale", "blur", "noise")
+
+
+def draw_subject(
+    rng: np.random.Generator, is_all: bool, quantiles: Mapping[str, float] | None = None
+) -> SubjectStyle:
+    """Draw the style of one subject.
+
+    Parameters
+    ----------
+    rng
+        Source of randomness; the same number of values is drawn for both
+        classes and with or without ``quantiles``, so neither shifts the stream.
+    is_all
+        ``True`` for a leukaemia (ALL) subject, ``False`` for a healthy (HEM) one.
+    quantiles
+        Optional quantiles in (0, 1) for some of :data:`STRATIFIED_FIELDS`,
+        used instead of random ones. With only a handful of subjects per
+        class, independent draws often leave one class with, say, larger
+        cells by chance, and a model would learn that accident; the generator
+        therefore hands each class the same spread of quantiles.
+
+    Returns
+    -------
+    SubjectStyle
+        The subject's style; see its attributes for the distributions.
+    """
+    centre = 0.55 if is_all else -0.55
+    blastness = float(rng.normal(centre, 0.5))
+    tint = tuple(float(v) for v in np.exp(rng.normal(0.0, 0.05, size=3)))
+    saturation = float(rng.uniform(0.85, 1.15))
+    drawn = dict(zip(STRATIFIED_FIELDS, rng.random(len(STRATIFIED_FIELDS)).tolist()))
+    u = {**drawn, **(quantiles or {})}
+    unknown = set(u) - set(STRATIFIED_FIELDS)
+    if unknown:
+        raise ValueError(f"quantiles for unknown fields {sorted(unknown)}; expected some of {STRATIFIED_FIELDS}")
+
+    def z(name: str) -> float:  # standard normal quantile
+        return _NORMAL.inv_cdf(min(max(u[name], 1e-6), 1.0 - 1e-6))
+
+    brightness = float(np.clip(62.0 + 4.5 * z("brightness"), 48.0, 78.0))
+    scale = math.exp(0.06 * z("scale"))
+    blur = 0.005 * u["blur"]
+    noise = 1.0 + 3.0 * u["noise"]
+    return SubjectStyle(blastness, brightness, tint, saturation, blur, noise, scale)  # type: ignore[arg-type]
+
+
+_NORMAL = NormalDist()
+
+
+# --------------------------------------------------------------------------- #
+# Drawing one cell
+# --------------------------------------------------------------------------- #
+
+_N_ANGLES = 720
+_ANGLES = np.linspace(0.0, 2.0 * np.pi, _N_ANGLES, endpoint=False)
+# cos(k*angle) and sin(k*angle) for k = 0..9: a harmonic with any phase is a
+# combination of the two, so outlines cost a small matrix product, not cosines.
+_COS = np.cos(np.arange(10)[:, None] * _ANGLES[None, :])
+_SIN = np.sin(np.arange(10)[:, None] * _ANGLES[None, :])
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def _harmonics(rng: np.random.Generator, amplitudes: np.ndarray, first: int) -> np.ndarray:
+    """Periodic function of the angle: sum of cosines with random phases (on :data:`_ANGLES`)."""
+    orders = slice(first, first + len(amplitudes))
+    phases = rng.uniform(0.0, 2.0 * np.pi, size=len(amplitudes))
+    # cos(k a + p) = cos(k a) cos(p) - sin(k a) sin(p)
+    return (amplitudes * np.cos(phases)) @ _COS[orders] - (amplitudes * np.sin(phases)) @ _SIN[orders]
+
+
+def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
+    """Gaussian-blurred white noise rescaled to unit standard deviation.
+
+    Large sigmas are drawn on a coarse grid and resized: the result is just as
+    smooth and a large-kernel blur over the full box would cost far more.
+    """
+    h, w = shape
+    if sigma > 6.0:
+        # One coarse cell per sigma/3 pixels, blurred by 3 coarse cells = sigma.
+        step = sigma / 3.0
+        small = (max(2, int(math.ceil(h / step))), max(2, int(math.ceil(w / step))))
+        field = cv2.GaussianBlur(rng.standard_normal(small, dtype=np.float32), (0, 0), 3.0)
+        field = cv2.resize(field, (w, h), interpolation=cv2.INTER_CUBIC)
+    else:
+        field = rng.standard_normal(shape, dtype=np.float32)
+        if sigma > 0.3:
+            field = cv2.GaussianBlur(field, (0, 0), sigma)
+    std = float(field.std())
+    return field / std if std > 0 else field
+
+
+def render_cell(rng: np.random.Generator, is_all: bool, subject: SubjectStyle, size: int) -> np.ndarray:
+    """Draw one segmented cell on a black square, like a C-NMC image.
+
+    The cell is built in polar coordinates around a (slightly off-centre)
+    point: a nucleus outline made of random harmonics, an optional cleft, and a
+    thin, partly visible cytoplasm rim around it. Chromatin texture, nucleoli
+    and shading are blurred-noise fields mixed according to the cell's
+    blast-likeness; the subject's tint, focus blur and noise are applied, and
+    the mean brightness inside the cell is finally set to the subject's level
+    plus a per-image jitter, independent of the class.
+
+    Parameters
+    ----------
+    rng
+        Source of randomness for this cell.
+    is_all
+        Class of the cell; it shifts the cell's blast-likeness a little on top
+        of the subject's (most of the class signal comes from the subject).
+    subject
+        Style of the cell's subject, from :func:`draw_subject`.
+    size
+        Side of the square image in pixels; every length is proportional to it.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``uint8`` array of shape ``(size, size, 3)``. Pixels outside the cell
+        are exactly 0 and pixels inside are at least 1 in every channel, so
+        ``image.max(axis=2) > 0`` is the cell mask.
+    """
+    s = float(size)
+
+    # -- Latent morphology of this cell ------------------------------------ #
+    # The subject's latent value plus a small class shift plus a large
+    # per-cell spread: within one subject cells still vary, and both classes
+    # produce ambiguous cells.
+    beta = subject.blastness + (0.25 if is_all else -0.25) + rng.normal(0.0, 0.7)
+    w = _sigmoid(2.0 * beta)  # 0 = typical HEM, 1 = typical ALL
+
+    # -- Outline ---------------------------------------------------------- #
+    # The area is drawn from one class-independent distribution and imposed
+    # exactly below, so irregular (ALL-like) outlines do not make cells larger.
+    area_fraction = float(np.clip(rng.normal(0.19, 0.03), 0.12, 0.27)) * subject.scale**2
+    area_fraction = min(max(area_fraction, 0.10), 0.30)
+    r_equiv = s * math.sqrt(area_fraction / math.pi)
+
+    # Nuclear outline: elongation (order 2) is class-independent; higher orders
+    # grow with blast-likeness and fall off with the order, giving lobed,
+    # irregular blasts and round, smooth normal lymphocytes.
+    elongation = rng.uniform(0.0, 0.12)
+    irregularity = (0.015 + 0.045 * w) * math.exp(rng.normal(0.0, 0.3))
+    orders = np.arange(3, 9)
+    amps = np.abs(rng.normal(0.0, 1.0, size=len(orders))) * irregularity / (orders / 3.0) ** 1.2
+    radius_n = 1.0 + _harmonics(rng, np.array([elongation]), 2) + _harmonics(rng, amps, 3)
+    # A nuclear cleft or notch, mostly in blasts.
+    if rng.random() < 0.05 + 0.35 * w:
+        depth = rng.uniform(0.08, 0.25)
+        width = rng.uniform(0.12, 0.3)
+        delta = np.angle(np.exp(1j * (_ANGLES - rng.uniform(0.0, 2.0 * np.pi))))
+        radius_n = radius_n * (1.0 - depth * np.exp(-0.5 * (delta / width) ** 2))
+    radius_n = np.maximum(radius_n, 0.4)
+
+    # Cytoplasm rim: thicker in normal cells (lower nucleus-to-cytoplasm
+    # ratio), and only partly visible because it is thin and uneven.
+    rim_fraction = float(np.clip(0.075 - 0.045 * w + rng.normal(0.0, 0.015), 0.005, 0.15))
+    rim_shape = 1.0 + _harmonics(rng, rng.normal(0.0, 0.7, size=3), 1)
+    radius_c = radius_n + rim_fraction * np.clip(rim_shape, 0.0, None)
+
+    # Impose the drawn area: area of a polar curve = pi * mean(r^2).
+    unit = r_equiv / math.sqrt(float(np.mean(radius_c**2)))
+    table_n = (radius_n * unit).astype(np.float32)
+    table_c = (radius_c * unit).astype(np.float32)
+    extent = float(table_c.max())
+
+    # -- Position: not always centred, always inside the frame with a margin #
+    margin = 0.03 * s + 2.0
+    room = s / 2.0 - margin - extent
+    if room < 0:  # only for extreme draws: shrink rather than crop the cell
+        shrink = (s / 2.0 - margin) / extent
+        table_n, table_c, extent, room = table_n * shrink, table_c * shrink, extent * shrink, 0.0
+    cx, cy = (s / 2.0 + np.clip(rng.normal(0.0, 0.05 * s, size=2), -room, room)).tolist()
+
+    # Work on the cell's bounding box only: for a 450-px frame it is a third of
+    # the pixels.
+    x0, x1 = max(0, int(cx - extent) - 3), min(size, int(cx + extent) + 4)
+    y0, y1 = max(0, int(cy - extent) - 3), min(size, int(cy + extent) + 4)
+    # Row and column offsets broadcast to the box (cheaper than a full grid).
+    dx = (np.arange(x0, x1, dtype=np.float32) + np.float32(0.5 - cx))[None, :]
+    dy = (np.arange(y0, y1, dtype=np.float32) + np.float32(0.5 - cy))[:, None]
+    rho = np.sqrt(dx * dx + dy * dy)
+    theta = np.arctan2(dy, dx)
+    theta = np.where(theta < 0, theta + np.float32(2.0 * np.pi), theta)
+    # Linear interpolation in the periodic angle tables.
+    pos = theta * (_N_ANGLES / (2.0 * np.pi))
+    i0 = pos.astype(np.int32) % _N_ANGLES
+    i1 = (i0 + 1) % _N_ANGLES
+    frac = pos - np.floor(pos)
+    rn = table_n[i0] * (1.0 - frac) + table_n[i1] * frac
+    rc = table_c[i0] * (1.0 - frac) + table_c[i1] * frac
+    inside = rho <= rc
+    shape = rho.shape
+
+    # -- Texture ("t": positive = lighter, towards the pink-lilac of
+    # cytoplasm and nucleoli; negative = darker, condensed chromatin) ------ #
+    fine = _smooth_noise(rng, shape, 0.007 * s)
+    coarse = _smooth_noise(rng, shape, 0.018 * s)
+    specks = np.maximum(_smooth_noise(rng, shape, 0.006 * s) - 1.6, 0.0)
+    shading = _smooth_noise(rng, shape, 0.12 * s)
+    # Fine dispersed chromatin (ALL) against clumps of condensed chromatin
+    # with lighter gaps (HEM); both share small lighter specks and a gentle
+    # illumination gradient, so neither texture is exclusive to one class.
+    clumps = -0.40 * np.maximum(coarse - 0.1, 0.0) + 0.15 * np.maximum(-coarse - 0.6, 0.0)
+    t_nucleus = w * 0.30 * fine + (1.0 - w) * (clumps + 0.10 * fine) + 0.35 * specks + 0.10 * shading
+
+    # Nucleoli: 1-3 lighter round spots, frequent in blasts, rare otherwise.
+    n_nucleoli = int(min(3, rng.poisson(0.15 + 1.6 * w)))
+    for _ in range(n_nucleoli):
+        angle = rng.uniform(0.0, 2.0 * np.pi)
+        dist = 0.55 * r_equiv * math.sqrt(rng.random())
+        radius = r_equiv * rng.uniform(0.06, 0.11)
+        strength = rng.uniform(0.35, 0.7)
+        ex, ey = dx - np.float32(dist * math.cos(angle)), dy - np.float32(dist * math.sin(angle))
+        d = np.sqrt(ex * ex + ey * ey) / np.float32(radius)
+        t_nucleus = t_nucleus + strength * np.clip(1.3 - d, 0.0, 1.0) ** 0.8
+
+    # Soft nucleus/cytoplasm boundary; the cytoplasm is lighter and smoother.
+    edge = 0.008 * s + 0.5
+    nucleus = np.clip((rn - rho) / edge + 0.5, 0.0, 1.0)
+    t_cyto = 0.40 + 0.06 * fine
+    t = np.clip(nucleus * t_nucleus + (1.0 - nucleus) * t_cyto, -1.0, 1.3)
+
+    # -- Colour: the subject's stain palette ------------------------------ #
+    tint = np.asarray(subject.tint)
+    palette = []
+    for colour in (_BASE, _LIGHT, _DARK):
+        tinted = colour * tint
+        grey = tinted.mean()
+        palette.append((grey + subject.saturation * (tinted - grey)).astype(np.float32))
+    base, light, dark = palette
+    lighter = np.maximum(t, 0.0)
+    darker = np.maximum(-t, 0.0)
+    # Slight darkening of the outermost pixel ring, as anti-aliasing would give.
+    rim_light = np.clip((rc - rho) / max(1.0, 0.004 * s) + 0.5, 0.5, 1.0)
+    sigma = subject.blur * s
+    # Channel by channel: NumPy is slow on (H, W, 3) arrays broadcast against
+    # 3-vectors, fast on plain 2-D arrays.
+    channels = []
+    for c in range(3):
+        channel = base[c] + lighter * (light[c] - base[c]) + darker * (dark[c] - base[c])
+        # Focus blur acts on the whole optical image (the colour field extends
+        # beyond the outline); the segmentation mask below stays sharp as in
+        # the release, whose cells were cut out after imaging.
+        if sigma > 0.3:
+            channel = cv2.GaussianBlur(channel, (0, 0), sigma)
+        channel = channel + np.float32(subject.noise) * rng.standard_normal(shape, dtype=np.float32)
+        channels.append(channel * rim_light)
+
+    # -- Brightness: per-subject level plus per-image jitter, never class --- #
+    target = subject.brightness + rng.normal(0.0, 4.0)
+    current = sum(float(channel[inside].mean()) for channel in channels) / 3.0
+    gain = np.float32(target / current)
+
+    out = np.zeros((size, size, 3), dtype=np.uint8)
+    outside = ~inside
+    for c, channel in enumerate(channels):
+        box = np.clip(np.rint(channel * gain), 1, 255).astype(np.uint8)
+        box[outside] = 0
+        out[y0:y1, x0:x1, c] = box
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# Layout
+# --------------------------------------------------------------------------- #
+
+
+@dataclass(frozen=True)
+class _Subject:
+    split: str  # "train", "prelim" or "final"
+    fold: int | None  # training fold, None for the test sets
+    is_all: bool
+    number: int  # 1-based, counted separately for ALL and HEM
+
+    @property
+    def uid(self) -> str:
+        return str(self.number) if self.is_all else f"H{self.number}"
+
+
+def _plan_subjects(spec: CnmcSpec, seed: int) -> list[_Subject]:
+    """Assign subject numbers to folds and test sets.
+
+    Training subjects are numbered first, then the preliminary and final test
+    subjects continue the numbering, so test subjects never occur in training.
+    Which training numbers go to which fold is shuffled, as in the release
+    (fold 0 is not simply subjects 1-16).
+    """
+    rng = np.random.default_rng(np.random.SeedSequence([seed, _STREAM_LAYOUT]))
+    n_all, n_hem = spec.subjects_per_fold
+    subjects: list[_Subject] = []
+    for is_all, per_fold in ((True, n_all), (False, n_hem)):
+        numbers = rng.permutation(3 * per_fold) + 1
+        for fold in range(3):
+            for number in sorted(numbers[fold * per_fold : (fold + 1) * per_fold].tolist()):
+                subjects.append(_Subject("train", fold, is_all, number))
+    next_number = {True: 3 * n_all + 1, False: 3 * n_hem + 1}
+    for split, counts in (("prelim", spec.prelim_subjects), ("final", spec.final_subjects)):
+        for is_all, count in zip((True, False), counts):
+            for _ in range(count):
+                subjects.append(_Subject(split, None, is_all, next_number[is_all]))
+                next_number[is_all] += 1
+    return subjects
+
+
+def _cell_ids(rng: np.random.Generator, count: int) -> list[tuple[int, int]]:
+    """``count`` (image, cell) number pairs as in the release's file names.
+
+    Several cells can come from one microscope image (cell numbers 1, 2, ...
+    within it) and image numbers have gaps, where an image yielded no usable
+    cell.
+    """
+    ids: list[tuple[int, int]] = []
+    image = int(rng.integers(1, 4))
+    while len(ids) < count:
+        cells = 1 + int(rng.random() < 0.25) + int(rng.random() < 0.08)
+        for cell in range(1, cells + 1):
+            if len(ids) < count:
+                ids.append((image, cell))
+        image += int(rng.integers(1, 4))
+    return ids
+
+
+def _subject_rng(seed: int, subject: _Subject) -> np.random.Generator:
+    key = [seed, _STREAM_SUBJECT, _SPLIT_CODE[subject.split], int(subject.is_all), subject.number]
+    return np.random.default_rng(np.random.SeedSequence(key))
+
+
+def _stratified_quantiles(subjects: list[_Subject], seed: int) -> dict[_Subject, dict[str, float]]:
+    """Quantiles of the class-independent subject fields, balanced between classes.
+
+    Within every group of subjects (each training fold, the preliminary and
+    the final test set) and each class, the ``n`` subjects get the midpoints
+    ``(k + 0.5) / n`` of ``n`` equal strata, in a random order per field. Both
+    classes of a group thus span the same range of brightness, cell size,
+    blur and noise, and no such field separates them by accident.
+    """
+    rng = np.random.default_rng(np.random.SeedSequence([seed, _STREAM_LAYOUT, 2]))
+    groups: dict[tuple[str, int | None, bool], list[_Subject]] = {}
+    for subject in subjects:
+        groups.setdefault((subject.split, subject.fold, subject.is_all), []).append(subject)
+    result: dict[_Subject, dict[str, float]] = {s: {} for s in subjects}
+    for members in groups.values():
+        n = len(members)
+        for name in STRATIFIED_FIELDS:
+            for subject, k in zip(members, rng.permutation(n).tolist()):
+                result[subject][name] = (k + 0.5) / n
+    return result
+
+
+def _check_spec(spec: CnmcSpec) -> None:
+    low, high = spec.cells_per_subject
+    if not 1 <= low <= high:
+        raise ValueError(f"cells_per_subject must satisfy 1 <= low <= high, got {spec.cells_per_subject}")
+    if spec.image_size < 32:
+        raise ValueError(f"image_size must be at least 32 pixels, got {spec.image_size}")
+    counts = (*spec.subjects_per_fold, *spec.prelim_subjects, *spec.final_subjects)
+    if any(c < 0 for c in counts) or min(spec.subjects_per_fold) < 1:
+        raise ValueError(f"subject counts must be non-negative, with at least one per class and fold: {spec}")
+
+
+def generate_cnmc(dest: str | Path, spec: CnmcSpec, seed: int = 0) -> Path:
+    """Write a generated C-NMC 2019 tree to ``dest/C-NMC_Leukemia``.
+
+    Parameters
+    ----------
+    dest
+        Folder that receives ``C-NMC_Leukemia``; created if missing.
+    spec
+        Image size and subject/cell counts (see :class:`~cytobook.profiles.CnmcSpec`).
+    seed
+        Non-negative seed; the same seed and spec give byte-identical files.
+
+    Returns
+    -------
+    pathlib.Path
+        The ``C-NMC_Leukemia`` folder.
+
+    Raises
+    ------
+    FileExistsError
+        If ``dest/C-NMC_Leukemia`` already exists (it is never overwritten).
+    ValueError
+        If the spec or the seed is invalid.
+
+    Notes
+    -----
+    The tree is built under a temporary name beside its final place and
+    renamed at the end, so an interrupted run leaves nothing behind.
+    Subject numbers: training ALL subjects are ``1..3a`` and HEM subjects
+    ``H1..H3h`` (shuffled over the folds); the preliminary and final test sets
+    continue both numberings. A few files of one training HEM subject spell
+    the prefix with a lowercase ``h`` as in the real release.
+    """
+    _check_spec(spec)
+    if seed < 0:
+        raise ValueError(f"seed must be non-negative, got {seed}")
+    final = Path(dest) / ROOT_NAME
+    if final.exists():
+        raise FileExistsError(f"{final} already exists; remove it or choose another destination")
+
+    size = spec.image_size
+    low, high = spec.cells_per_subject
+    subjects = _plan_subjects(spec, seed)
+    quantiles = _stratified_quantiles(subjects, seed)
+    # The first HEM subject of the last fold gets lowercase "h" in a few names,
+    # so loaders have to normalise the prefix to group its cells.
+    lowercase = next(s for s in subjects if s.split == "train" and not s.is_all and s.fold == 2)
+
+    with atomic_directory(final) as root:
+        pooled: dict[str, list[tuple[str, np.ndarray, bool]]] = {"prelim": [], "final": []}
+        for subject in subjects:
+            rng = _subject_rng(seed, subject)
+            style = draw_subject(rng, subject.is_all, quantiles[subject])
+            count = int(rng.integers(low, high + 1))
+            ids = _cell_ids(rng, count)
+            label = "all" if subject.is_all else "hem"
+            n_lower = min(count - 1, max(2, count // 10)) if subject == lowercase else 0
+            for k, (image_no, cell_no) in enumerate(ids):
+                cell = render_cell(rng, subject.is_all, style, size)
+                uid = subject.uid
+                if k >= count - n_lower:  # the last few files, as if from one batch
+                    uid = uid.lower()
+                name = f"UID_{uid}_{image_no}_{cell_no}_{label}.bmp"
+                if subject.split == "train":
+                    write_image(root / "training_data" / f"fold_{subject.fold}" / label / name, cell)
+                else:
+                    pooled[subject.split].append((name, cell, subject.is_all))
+
+        # The test sets hide the subject behind a shuffled running number.
+        order_rng = np.random.default_rng(np.random.SeedSequence([seed, _STREAM_LAYOUT, 1]))
+        prelim_dir = root / "validation_data" / PRELIM_DIR
+        prelim_dir.mkdir(parents=True)
+        rows = []
+        for new_number, index in enumerate(order_rng.permutation(len(pooled["prelim"])), start=1):
+            name, cell, is_all = pooled["prelim"][index]
+            write_image(prelim_dir / f"{new_number}.bmp", cell)
+            rows.append((name, f"{new_number}.bmp", int(is_all)))
+        buffer = _io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["Patient_ID", "new_names", "labels"])
+        writer.writerows(rows)
+        (root / "validation_data" / PRELIM_LABELS).write_text(buffer.getvalue())
+
+        final_dir = root / "testing_data" / FINAL_DIR
+        final_dir.mkdir(parents=True)
+        for new_number, index in enumerate(order_rng.permutation(len(pooled["final"])), start=1):
+            write_image(final_dir / f"{new_number}.bmp", pooled["final"][index][1])
+    return final
+
+
+def cached_cnmc(profile: str | Profile, seed: int = 0) -> Path:
+    """Return the generated C-NMC tree of a profile, generating it on first use.
+
+    Parameters
+    ----------
+    profile
+        Profile or profile name (resolved by :func:`~cytobook.profiles.get_profile`,
+        so ``$CYTOBOOK_PROFILE`` wins over a name); its ``cnmc`` spec sets the size.
+    seed
+        Generator seed.
+
+    Returns
+    -------
+    pathlib.Path
+        ``cache_dir() / "cnmc" / f"{name}-seed{seed}-v{GENERATOR_VERSION}" / "C-NMC_Leukemia"``.
+
+    Raises
+    ------
+    ValueError
+        If the cached copy was generated from a different spec under the same
+        profile name (e.g. a profile with overridden fields): the cache key
+        does not include the spec, so this is refused rather than silently
+        returning data of the wrong size.
+    """
+    if isinstance(profile, str):
+        profile = get_profile(profile)
+    folder = cache_dir() / "cnmc" / f"{profile.name}-seed{seed}-v{GENERATOR_VERSION}"
+    spec_record = _spec_record(profile.cnmc, seed)
+    if not (folder / ROOT_NAME).is_dir():
+        # The data tree and the record of its spec appear together or not at all.
+        with atomic_directory(folder) as tmp:
+            generate_cnmc(tmp, profile.cnmc, seed)
+            write_json(tmp / "spec.json", spec_record)
+        if not (folder / ROOT_NAME).is_dir():  # a stray folder of that name, kept by atomic_directory
+            raise FileExistsError(f"{folder} exists but holds no {ROOT_NAME}; delete it and try again")
+    recorded = folder / "spec.json"
+    if recorded.is_file():
+        found = json.loads(recorded.read_text())
+        if found != spec_record:
+            raise ValueError(
+                f"{folder} was generated for a different spec ({found}) than profile {profile.name!r} "
+                f"now asks for ({spec_record}); delete the folder or use another profile name"
+            )
+    return folder / ROOT_NAME
+
+
+def _spec_record(spec: CnmcSpec, seed: int) -> dict:
+    """JSON-comparable description of what a cached tree was made from."""
+    record = {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(spec).items()}
+    record.update(seed=seed, generator_version=GENERATOR_VERSION)
+    return record
