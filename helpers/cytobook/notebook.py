@@ -8,6 +8,7 @@ configuration so that every executed notebook states what produced it.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import sys
@@ -102,6 +103,21 @@ class NotebookRun:
                 f"(cytobook run does this in order)"
             )
         return path
+
+    def earlier_metrics(self, notebook: str) -> dict[str, Any]:
+        """The metrics an earlier notebook of the same run saved (see :meth:`save_metrics`).
+
+        Raises
+        ------
+        FileNotFoundError
+            Naming the notebook to run first.
+        """
+        path = self.run_dir / "metrics" / f"{notebook}.json"
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path} does not exist: run notebook {notebook} with run_dir={str(self.run_dir)!r} first"
+            )
+        return json.loads(path.read_text())
 
     def dataset(self, name: str) -> Path:
         """Root of data set ``name``: the user's ``data_dir``, else generated data.
