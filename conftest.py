@@ -11,4 +11,3 @@ import tempfile
 os.environ["CYTOBOOK_PROFILE"] = "smoke"
 os.environ.setdefault("CYTOBOOK_RUN_DIR", tempfile.mkdtemp(prefix="cytobook-test-run-"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("MPLBACKEND", "Agg")

@@ -27,7 +27,10 @@ WRITES_MARKER = (
     "from pathlib import Path\n"
     "out = Path(run_dir) / 'artifacts' / '{name}'\n"
     "out.mkdir(parents=True)\n"
-    "(out / 'seen.json').write_text(__import__('json').dumps([profile, data_dir, seed]))"
+    "(out / 'seen.json').write_text(__import__('json').dumps([profile, data_dir, seed]))\n"
+    "import matplotlib.pyplot as plt\n"
+    "plt.plot([1, 2])\n"
+    "plt.show()"
 )
 
 
@@ -73,6 +76,8 @@ def test_run_executes_in_order_into_new_directories(suite, tmp_path):
     seen = json.loads((first / "artifacts" / "01_data_first" / "seen.json").read_text())
     assert seen == ["smoke", str(tmp_path.resolve()), 3]
     assert (first / "notebooks" / "02_cnmc_second.ipynb").exists()
+    assert (first / "artifacts" / "01_data_first" / "figures" / "figure-01.png").read_bytes().startswith(b"\x89PNG")
+    assert manifest["notebooks"][0]["figures"] == 1
     assert any("01_data_first done in" in line for line in lines)
 
     before = {p: p.read_bytes() for p in first.rglob("*") if p.is_file()}

@@ -6,7 +6,7 @@ A run directory holds everything one execution of the suite produced::
         manifest.json            commit, packages, backend, device, profile, parameters, timings
         notebooks/NN_*.ipynb     the executed notebooks
         metrics/NN_*.json        each notebook's metrics
-        artifacts/NN_*/          predictions, figures, weights
+        artifacts/NN_*/          predictions, models, figures/ (every figure of the executed notebook)
 
 Run directories are created exclusively and never written into by a later
 run, so results can always be traced to the run that made them.
@@ -132,6 +132,28 @@ def _device() -> str:
     return f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
 
 
+def export_figures(notebook: Path, folder: Path) -> list[Path]:
+    """Write every PNG figure of an executed notebook to ``folder`` as ``figure-NN.png``, in order.
+
+    The figures stay embedded in the notebook too; the files let a reader take
+    a figure of a run without opening it.
+    """
+    import base64
+
+    import nbformat
+
+    written = []
+    for cell in nbformat.read(notebook, as_version=4).cells:
+        for output in cell.get("outputs", []):
+            png = output.get("data", {}).get("image/png")
+            if png:
+                folder.mkdir(parents=True, exist_ok=True)
+                path = folder / f"figure-{len(written) + 1:02d}.png"
+                path.write_bytes(base64.b64decode(png))
+                written.append(path)
+    return written
+
+
 def run_suite(
     profile: str = "demo",
     *,
@@ -233,7 +255,8 @@ def run_suite(
                        f"  executed notebook with the traceback: {output}")
             log(f"[{index}/{len(notebooks)}] {message}")
             raise SuiteFailed(message, run_dir) from None
-        record.update(status="ok", duration_s=round(time.perf_counter() - started, 1))
+        record.update(status="ok", duration_s=round(time.perf_counter() - started, 1),
+                      figures=len(export_figures(output, run_dir / "artifacts" / nb.name / "figures")))
         io.write_json(run_dir / "manifest.json", manifest)
         log(f"[{index}/{len(notebooks)}] {nb.name} done in {record['duration_s']:.1f} s")
 
