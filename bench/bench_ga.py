@@ -13,11 +13,11 @@ The script checks that both give the same numbers, then times one full
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable, Sequence
 
 import numpy as np
 from sklearn.metrics import f1_score
+
+from timing import best_of
 
 from cytobook import ensemble as en
 
@@ -31,17 +31,6 @@ def synthetic_members(members: int, samples: int, seed: int = 0) -> tuple[list[n
         logits = skill * (2 * y - 1) + rng.normal(0, 1, samples)
         probabilities.append(1 / (1 + np.exp(-logits)))
     return probabilities, y
-
-
-def best_of(functions: Sequence[Callable[[], object]], repeat: int) -> list[float]:
-    """Fastest of ``repeat`` runs of each function, in seconds, taking turns so load hits all alike."""
-    times: list[list[float]] = [[] for _ in functions]
-    for _ in range(repeat):
-        for function, record in zip(functions, times):
-            start = time.perf_counter()
-            function()
-            record.append(time.perf_counter() - start)
-    return [min(record) for record in times]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -12,11 +12,12 @@ so both columns include building the (N, ...) output array.
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import cv2
 import numpy as np
+
+from timing import best_of
 
 from cytobook import preprocess as pp
 
@@ -34,22 +35,6 @@ def synthetic_cells(n: int, side: int, seed: int = 0) -> np.ndarray:
         colour = rng.integers(70, 200, size=3)
         image[mask > 0] = np.clip(colour + texture[mask > 0], 1, 255).astype(np.uint8)
     return images
-
-
-def best_of(functions: Sequence[Callable[[], object]], repeat: int) -> list[float]:
-    """Fastest of ``repeat`` runs of each function, in seconds.
-
-    The functions take turns, so a burst of load from other processes hits
-    all of them alike instead of skewing the comparison; the minimum is the
-    least disturbed run.
-    """
-    times = [[] for _ in functions]
-    for _ in range(repeat):
-        for function, record in zip(functions, times):
-            start = time.perf_counter()
-            function()
-            record.append(time.perf_counter() - start)
-    return [min(record) for record in times]
 
 
 def main(argv: list[str] | None = None) -> None:
