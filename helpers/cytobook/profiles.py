@@ -68,7 +68,7 @@ class Profile:
     epochs: int = 30
     batch_size: int = 32
     fine_tune_epochs: int = 20
-    patience: int | None = 5
+    patience: int | None = 10
     imagenet_required: bool = True
 
 
@@ -101,10 +101,10 @@ PROFILES: dict[str, Profile] = {
             final_subjects=(2, 2),
         ),
         image_size=64,
-        epochs=10,
-        batch_size=32,
+        epochs=20,  # the scratch CNN's validation loss plateaus ~10 epochs before it falls
+        batch_size=16,
         fine_tune_epochs=3,
-        patience=4,
+        patience=8,
         imagenet_required=False,
     ),
     "full": Profile(
