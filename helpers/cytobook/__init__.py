@@ -1,11 +1,18 @@
 """Cytobook: helpers behind the notebooks that reproduce five cell-image reports.
 
-The notebooks import from a handful of modules: :mod:`cytobook.datasets`
-(official layouts, generated data, checks), :mod:`cytobook.preprocess`,
-:mod:`cytobook.splits`, :mod:`cytobook.weights` (ImageNet weights offline),
-:mod:`cytobook.profiles`, :mod:`cytobook.notebook` (the set-up cell) and
-:mod:`cytobook.plots`. :mod:`cytobook.runner` and :mod:`cytobook.book` sit
-behind the ``cytobook`` command.
+The notebooks import from a handful of modules:
+
+- :mod:`cytobook.notebook`: the set-up cell (profile, data, run directory, seeds);
+- :mod:`cytobook.datasets`: official layouts, generated look-alike data, checks;
+- :mod:`cytobook.preprocess`, :mod:`cytobook.augment`, :mod:`cytobook.splits`;
+- :mod:`cytobook.models` (one module per report), :mod:`cytobook.weights`
+  (ImageNet weights offline), :mod:`cytobook.training`;
+- :mod:`cytobook.evaluation`, :mod:`cytobook.results`, :mod:`cytobook.ensemble`,
+  :mod:`cytobook.explain`, :mod:`cytobook.plots`.
+
+:mod:`cytobook.runner`, :mod:`cytobook.book` and :mod:`cytobook.suite` sit
+behind the ``cytobook`` command; :mod:`cytobook.profiles` says what the
+``smoke``, ``demo`` and ``full`` profiles mean.
 """
 
 import os as _os
