@@ -9,6 +9,7 @@ configuration so that every executed notebook states what produced it.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import sys
@@ -44,6 +45,9 @@ def _import_keras_quietly():
 
 # Import time, so that a notebook's own `import keras` after this module is quiet too.
 _import_keras_quietly()
+# TensorFlow's Python logger warns about function retracing whenever several models of a
+# notebook predict in turn: expected here, and noise in a saved notebook.
+logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 #: Set by the test suite so that all notebooks of one session share one run.
 RUN_DIR_ENV = "CYTOBOOK_RUN_DIR"

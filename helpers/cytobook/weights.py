@@ -114,9 +114,10 @@ def resolve_imagenet(arch: str, *, required: bool, alpha: float = 1.0, rows: int
     for candidate in candidates:
         if candidate.cached_path.is_file():
             return candidate.cached_path
+    fallback = f" (or the 224 px file {candidates[-1].file_name}, which fits any input size)" if len(candidates) > 1 else ""
     message = (
         f"ImageNet weights for {arch} are not cached and this machine cannot download them. "
-        f"On a machine with a network, download {wanted.url} and put it at {wanted.cached_path} "
+        f"On a machine with a network, download {wanted.url} and put it at {wanted.cached_path}{fallback} "
         f"(or set KERAS_HOME to a folder whose models/ holds {wanted.file_name})."
     )
     if required:
