@@ -28,8 +28,9 @@ and whose images carry the kind of signal the reports rely on:
 
 Everything is drawn from :class:`numpy.random.Generator` streams derived from
 the seed and the subject's identity, so the same seed and spec give
-byte-identical files, and one subject's cells do not change when another
-subject is added.
+byte-identical files (on one platform with the same NumPy and OpenCV: their
+SIMD code paths may round floats differently elsewhere), and one subject's
+cells do not change when another subject is added.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ __all__ = [
 
 #: Bump whenever the generated images or the layout change: it is part of the
 #: cache key, so old cached copies are not mistaken for current ones.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 #: Name of the top folder of the release.
 ROOT_NAME = "C-NMC_Leukemia"
@@ -278,9 +279,10 @@ def render_cell(rng: np.random.Generator, is_all: bool, subject: SubjectStyle, s
     # grow with blast-likeness and fall off with the order, giving lobed,
     # irregular blasts and round, smooth normal lymphocytes.
     elongation = rng.uniform(0.0, 0.12)
-    irregularity = (0.015 + 0.045 * w) * math.exp(rng.normal(0.0, 0.3))
+    irregularity = (0.015 + 0.038 * w) * math.exp(rng.normal(0.0, 0.25))
     orders = np.arange(3, 9)
-    amps = np.abs(rng.normal(0.0, 1.0, size=len(orders))) * irregularity / (orders / 3.0) ** 1.2
+    # Capped so that no outline turns star-shaped (real blasts are not).
+    amps = np.minimum(np.abs(rng.normal(0.0, 1.0, size=len(orders))), 2.0) * irregularity / (orders / 3.0) ** 1.5
     radius_n = 1.0 + _harmonics(rng, np.array([elongation]), 2) + _harmonics(rng, amps, 3)
     # A nuclear cleft or notch, mostly in blasts.
     if rng.random() < 0.05 + 0.35 * w:
@@ -334,13 +336,13 @@ def render_cell(rng: np.random.Generator, is_all: bool, subject: SubjectStyle, s
     # cytoplasm and nucleoli; negative = darker, condensed chromatin) ------ #
     fine = _smooth_noise(rng, shape, 0.007 * s)
     coarse = _smooth_noise(rng, shape, 0.018 * s)
-    specks = np.maximum(_smooth_noise(rng, shape, 0.006 * s) - 1.6, 0.0)
+    specks = np.maximum(_smooth_noise(rng, shape, 0.006 * s) - 1.8, 0.0)
     shading = _smooth_noise(rng, shape, 0.12 * s)
     # Fine dispersed chromatin (ALL) against clumps of condensed chromatin
     # with lighter gaps (HEM); both share small lighter specks and a gentle
     # illumination gradient, so neither texture is exclusive to one class.
     clumps = -0.40 * np.maximum(coarse - 0.1, 0.0) + 0.15 * np.maximum(-coarse - 0.6, 0.0)
-    t_nucleus = w * 0.30 * fine + (1.0 - w) * (clumps + 0.10 * fine) + 0.35 * specks + 0.10 * shading
+    t_nucleus = w * 0.25 * fine + (1.0 - w) * (clumps + 0.10 * fine) + 0.35 * specks + 0.10 * shading
 
     # Nucleoli: 1-3 lighter round spots, frequent in blasts, rare otherwise.
     n_nucleoli = int(min(3, rng.poisson(0.15 + 1.6 * w)))
@@ -545,45 +547,58 @@ def generate_cnmc(dest: str | Path, spec: CnmcSpec, seed: int = 0) -> Path:
     # so loaders have to normalise the prefix to group its cells.
     lowercase = next(s for s in subjects if s.split == "train" and not s.is_all and s.fold == 2)
 
+    # First the cheap part: each subject's style, cell count and file names.
+    # The test sets hide the subject behind a running number shuffled over
+    # all their cells, which must be known before any image is drawn so that
+    # each image is written as soon as it is drawn (a full-size test set would
+    # not fit in memory).
+    plans = []
+    pooled: dict[str, list[tuple[int, int]]] = {"prelim": [], "final": []}  # (plan, cell) indices
+    for subject in subjects:
+        rng = _subject_rng(seed, subject)
+        style = draw_subject(rng, subject.is_all, quantiles[subject])
+        count = int(rng.integers(low, high + 1))
+        label = "all" if subject.is_all else "hem"
+        n_lower = min(count - 1, max(2, count // 10)) if subject == lowercase else 0
+        names = []
+        for k, (image_no, cell_no) in enumerate(_cell_ids(rng, count)):
+            # The last few files, as if from one batch typed differently.
+            uid = subject.uid.lower() if k >= count - n_lower else subject.uid
+            names.append(f"UID_{uid}_{image_no}_{cell_no}_{label}.bmp")
+        if subject.split != "train":
+            pooled[subject.split].extend((len(plans), k) for k in range(count))
+        plans.append((subject, rng, style, names))
+    order_rng = np.random.default_rng(np.random.SeedSequence([seed, _STREAM_LAYOUT, 1]))
+    new_name: dict[tuple[int, int], str] = {}
+    for split in ("prelim", "final"):
+        for number, index in enumerate(order_rng.permutation(len(pooled[split])).tolist(), start=1):
+            new_name[pooled[split][index]] = f"{number}.bmp"
+
     with atomic_directory(final) as root:
-        pooled: dict[str, list[tuple[str, np.ndarray, bool]]] = {"prelim": [], "final": []}
-        for subject in subjects:
-            rng = _subject_rng(seed, subject)
-            style = draw_subject(rng, subject.is_all, quantiles[subject])
-            count = int(rng.integers(low, high + 1))
-            ids = _cell_ids(rng, count)
+        prelim_dir = root / "validation_data" / PRELIM_DIR
+        final_dir = root / "testing_data" / FINAL_DIR
+        prelim_dir.mkdir(parents=True)
+        final_dir.mkdir(parents=True)
+        rows = []
+        for p, (subject, rng, style, names) in enumerate(plans):
             label = "all" if subject.is_all else "hem"
-            n_lower = min(count - 1, max(2, count // 10)) if subject == lowercase else 0
-            for k, (image_no, cell_no) in enumerate(ids):
+            for k, name in enumerate(names):
                 cell = render_cell(rng, subject.is_all, style, size)
-                uid = subject.uid
-                if k >= count - n_lower:  # the last few files, as if from one batch
-                    uid = uid.lower()
-                name = f"UID_{uid}_{image_no}_{cell_no}_{label}.bmp"
                 if subject.split == "train":
                     write_image(root / "training_data" / f"fold_{subject.fold}" / label / name, cell)
+                elif subject.split == "prelim":
+                    write_image(prelim_dir / new_name[p, k], cell)
+                    rows.append((name, new_name[p, k], int(subject.is_all)))
                 else:
-                    pooled[subject.split].append((name, cell, subject.is_all))
+                    write_image(final_dir / new_name[p, k], cell)
 
-        # The test sets hide the subject behind a shuffled running number.
-        order_rng = np.random.default_rng(np.random.SeedSequence([seed, _STREAM_LAYOUT, 1]))
-        prelim_dir = root / "validation_data" / PRELIM_DIR
-        prelim_dir.mkdir(parents=True)
-        rows = []
-        for new_number, index in enumerate(order_rng.permutation(len(pooled["prelim"])), start=1):
-            name, cell, is_all = pooled["prelim"][index]
-            write_image(prelim_dir / f"{new_number}.bmp", cell)
-            rows.append((name, f"{new_number}.bmp", int(is_all)))
+        # Labels in the order of the new numbers, 1 = ALL, 0 = HEM.
+        rows.sort(key=lambda row: int(row[1].split(".")[0]))
         buffer = _io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(["Patient_ID", "new_names", "labels"])
         writer.writerows(rows)
         (root / "validation_data" / PRELIM_LABELS).write_text(buffer.getvalue())
-
-        final_dir = root / "testing_data" / FINAL_DIR
-        final_dir.mkdir(parents=True)
-        for new_number, index in enumerate(order_rng.permutation(len(pooled["final"])), start=1):
-            write_image(final_dir / f"{new_number}.bmp", pooled["final"][index][1])
     return final
 
 
