@@ -55,3 +55,15 @@ def test_head_trained_on_cached_features_is_the_models_head():
     history = fit_head_on_features(model, data, epochs=2, batch_size=8)
     assert len(history["loss"]) == 2 and "val_loss" in history
     assert not np.allclose(before, predict_proba(model, x))  # the full model sees the trained head
+
+
+def test_transfer_models_can_be_explained():
+    from cytobook import explain
+
+    model = transfer_classifier("vgg16", 64, truncated=True, required=False)
+    image = (np.random.default_rng(0).random((64, 64, 3)) * 255).astype("uint8")
+    layers = explain.conv_layers(model)
+    assert layers[0] == "base/block1_conv1" and explain.last_conv_layer(model) == "base/block4_conv3"
+    assert explain.intermediate_activations(model, image, layers[:1])["base/block1_conv1"].shape == (1, 64, 64, 64)
+    heatmap = explain.grad_cam(model, image)
+    assert heatmap.shape == (64, 64) and 0.0 <= heatmap.min() and heatmap.max() <= 1.0

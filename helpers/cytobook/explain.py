@@ -169,16 +169,19 @@ def _inline(model: keras.Model, inputs, prefix: str, trace: _Trace):
         for layer in model.layers:
             x = _visit(layer, (x,), {}, prefix, trace)
         return x
-    # clone_model with the identity clone_function re-calls the *same* layers
-    # (shared weights) in topological order; call_function lets us record each
-    # output and inline nested models instead of calling them as one layer.
-    clone = keras.models.clone_model(
-        model,
-        input_tensors=inputs,
-        clone_function=lambda layer: layer,
-        call_function=lambda layer, *args, **kwargs: _visit(layer, args, kwargs, prefix, trace),
+    # Replay the *same* layers (shared weights) in topological order, as
+    # keras.models.clone_model does with an identity clone_function, recording
+    # each output and inlining nested models. clone_model itself cannot be used:
+    # it builds a Functional from ``inputs``, which fails when they are not
+    # Input tensors (a nested base called after a preprocessing layer, or a
+    # head called on the base's output).
+    structure = inputs if isinstance(model.input, (list, tuple, dict)) else (
+        inputs[0] if isinstance(inputs, (list, tuple)) else inputs)
+    return model._run_through_graph(
+        structure,
+        operation_fn=lambda layer: layer,
+        call_fn=lambda layer, *args, **kwargs: _visit(layer, args, kwargs, prefix, trace),
     )
-    return clone.output
 
 
 def _trace(model: keras.Model) -> _Trace:
