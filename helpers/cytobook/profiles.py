@@ -36,6 +36,65 @@ class CnmcSpec:
 
 
 @dataclass(frozen=True)
+class DlmiSpec:
+    """Size of a generated DLMI 2023 lymphocytosis data set (the challenge layout).
+
+    Attributes
+    ----------
+    train_patients
+        ``(malignant, reactive)`` labelled patients (113 and 50 in the real
+        release, i.e. about 30 % reactive).
+    test_patients
+        Unlabelled test patients (``LABEL`` -1; 42 in the real release).
+    images_per_patient
+        Inclusive range ``(low, high)`` of the bag size, drawn per patient.
+    image_size
+        Side of the square JPEG images in pixels (224 in the real release).
+    """
+
+    train_patients: tuple[int, int] = (113, 50)
+    test_patients: int = 42
+    images_per_patient: tuple[int, int] = (20, 120)
+    image_size: int = 224
+
+
+@dataclass(frozen=True)
+class MilSpec:
+    """Training settings of the lymphocytosis multi-instance models (report 4).
+
+    Attributes
+    ----------
+    image_size
+        Side of the images fed to the image expert's backbone (the JPEGs are
+        resized; 224 in the report).
+    epochs
+        Upper bound on training epochs; early stopping usually ends sooner.
+    bags_per_step
+        Patients whose losses are accumulated before each optimiser step (the
+        report's ``bs``).
+    learning_rate
+        AdamW learning rate (1e-3 in the report).
+    lr_patience, stop_patience
+        Epochs without validation improvement before the learning rate is
+        divided by ten, and before training stops (5 and 10 in the report).
+    cv_folds
+        Folds of the stratified cross-validation used for model selection.
+    max_instances
+        Largest bag fed to a model; larger bags are subsampled at random each
+        time they are drawn (a bound on memory, not part of the method).
+    """
+
+    image_size: int = 224
+    epochs: int = 100
+    bags_per_step: int = 8
+    learning_rate: float = 1e-3
+    lr_patience: int = 5
+    stop_patience: int = 10
+    cv_folds: int = 5
+    max_instances: int = 128
+
+
+@dataclass(frozen=True)
 class Profile:
     """Everything a notebook derives from its ``profile`` parameter.
 
@@ -59,6 +118,9 @@ class Profile:
     imagenet_required
         If true, a missing ImageNet weight file is an error; otherwise the
         notebook says loudly that it starts from random weights.
+    dlmi, mil
+        Size of the generated lymphocytosis data and the settings of the
+        multi-instance models trained on it (report 4).
     """
 
     name: str
@@ -70,6 +132,8 @@ class Profile:
     fine_tune_epochs: int = 20
     patience: int | None = 10
     imagenet_required: bool = True
+    dlmi: DlmiSpec = field(default_factory=DlmiSpec)
+    mil: MilSpec = field(default_factory=MilSpec)
 
 
 PROFILES: dict[str, Profile] = {
@@ -89,6 +153,8 @@ PROFILES: dict[str, Profile] = {
         fine_tune_epochs=1,
         patience=None,
         imagenet_required=False,
+        dlmi=DlmiSpec(train_patients=(6, 4), test_patients=3, images_per_patient=(3, 6)),
+        mil=MilSpec(image_size=32, epochs=1, bags_per_step=4, cv_folds=2, max_instances=8),
     ),
     "demo": Profile(
         name="demo",
@@ -106,6 +172,8 @@ PROFILES: dict[str, Profile] = {
         fine_tune_epochs=1,  # fine-tuning whole bases costs ~20-35 s an epoch on 2 cores
         patience=8,
         imagenet_required=False,
+        dlmi=DlmiSpec(train_patients=(42, 18), test_patients=12, images_per_patient=(12, 40)),
+        mil=MilSpec(image_size=64, epochs=40, bags_per_step=8, max_instances=32),
     ),
     "full": Profile(
         name="full",
