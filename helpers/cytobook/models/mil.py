@@ -1,0 +1,318 @@
+"""Report 4's multi-instance mixture of experts for lymphocytosis, in Keras 3.
+
+A patient is a *bag*: a variable number of lymphocyte images, the handmade
+features of each image (:mod:`cytobook.handmade`) and two clinical scalars
+(age and lymphocyte count). Every model here takes one bag per row as the
+inputs
+
+``instances``
+    ``(N, H, W, 3)`` images in [0, 255] when the image expert has a trainable
+    encoder, or ``(N, D)`` cached per-image features of a frozen backbone;
+``weights``
+    ``(N,)`` non-negative instance weights summing to one: bags are padded or
+    subsampled to a fixed ``N`` (static shapes on every backend) and a padded
+    copy of an image shares its weight, so the weighted sum is the exact mean
+    over the bag's distinct images;
+``handmade``
+    ``(N, F)`` standardised handmade features;
+``clinical``
+    ``(2,)`` standardised age and log lymphocyte count,
+
+and returns a dict with the bag's probability of malignancy ``p`` and, for
+the multitask variant, the predicted (standardised log) lymphocyte count
+``count``. :func:`analysis_model` exposes the gate and both experts.
+
+The three parts follow Bourbon & Bardusco's report (itself after Sahasrabudhe
+et al., 2021):
+
+* the **image expert** encodes every image, mean-aggregates per patient and
+  applies a linear head; a frozen backbone's features first go through the
+  intermediate linear layer the report adds so that something image-side is
+  learnt;
+* the **scalar expert** mean-aggregates the handmade features, concatenates
+  age and count, and applies two linear layers with a ReLU between and a
+  sigmoid;
+* the **gate** is a linear layer with a sigmoid on age, count and one scalar
+  from each aggregated feature set; the prediction is
+  ``pi * p_image + (1 - pi) * p_scalar``.
+
+Only ``keras.ops`` is used, so the models train on the TensorFlow, JAX and
+PyTorch backends alike.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import keras
+from keras import ops
+
+Experts = Literal["mixture", "image", "scalar"]
+
+
+@keras.saving.register_keras_serializable(package="cytobook")
+class BagMean(keras.layers.Layer):
+    """Weighted mean over a bag's instances: ``(B, N, D)`` and ``(B, N)`` to ``(B, D)``."""
+
+    def call(self, values, weights):
+        return ops.sum(values * ops.expand_dims(weights, -1), axis=1)
+
+
+@keras.saving.register_keras_serializable(package="cytobook")
+class MixExperts(keras.layers.Layer):
+    """``pi * p_image + (1 - pi) * p_scalar``, the mixture's output."""
+
+    def call(self, pi, p_image, p_scalar):
+        return pi * p_image + (1.0 - pi) * p_scalar
+
+
+@keras.saving.register_keras_serializable(package="cytobook")
+class AddPositionEmbedding(keras.layers.Layer):
+    """A learnt position embedding added to a ``(B, tokens, dim)`` sequence."""
+
+    def build(self, input_shape):
+        self.embedding = self.add_weight(
+            shape=(1, input_shape[1], input_shape[2]), initializer=keras.initializers.RandomNormal(stddev=0.02), name="embedding"
+        )
+
+    def call(self, tokens):
+        return tokens + self.embedding
+
+
+# --------------------------------------------------------------------------- #
+# Per-image encoders                                                          #
+# --------------------------------------------------------------------------- #
+
+
+def resnet18_like(size: int, width: int = 64, name: str = "resnet18_like") -> keras.Model:
+    """A ResNet-18 (He et al., 2016) encoder: images in [0, 255] to pooled features.
+
+    Four stages of two basic blocks (two 3x3 convolutions with batch
+    normalisation and an identity or 1x1 projection shortcut), after a 7x7
+    stride-2 stem and max pooling; global average pooling at the end. ``width``
+    is the first stage's channel count (64 in ResNet-18; the ``demo`` profile
+    narrows it to train on a CPU), doubled at each later stage.
+    """
+    inputs = keras.Input((size, size, 3), name="image")
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)
+    x = keras.layers.Conv2D(width, 7, strides=2, padding="same", use_bias=False)(x)
+    x = keras.layers.ReLU()(keras.layers.BatchNormalization()(x))
+    x = keras.layers.MaxPooling2D(3, strides=2, padding="same")(x)
+    for stage in range(4):
+        filters = width * 2**stage
+        for block in range(2):
+            strides = 2 if stage > 0 and block == 0 else 1
+            shortcut = x
+            if strides != 1 or x.shape[-1] != filters:
+                shortcut = keras.layers.Conv2D(filters, 1, strides=strides, use_bias=False)(x)
+                shortcut = keras.layers.BatchNormalization()(shortcut)
+            y = keras.layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False)(x)
+            y = keras.layers.ReLU()(keras.layers.BatchNormalization()(y))
+            y = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(y)
+            y = keras.layers.BatchNormalization(gamma_initializer="zeros")(y)  # each block starts as the identity
+            x = keras.layers.ReLU()(keras.layers.Add()([shortcut, y]))
+    outputs = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def vit_small(
+    size: int, patch: int = 16, dim: int = 384, depth: int = 12, heads: int = 6, name: str = "vit_small"
+) -> keras.Model:
+    """A ViT-Small/16 encoder (Dosovitskiy et al., 2021): images in [0, 255] to mean-pooled tokens.
+
+    Patch embedding by a strided convolution, learnt position embeddings,
+    ``depth`` pre-norm transformer blocks (multi-head self-attention and a
+    GELU MLP four times wider) and a final layer norm; the tokens are
+    averaged (*our choice*, instead of a class token: the same output size
+    with one layer fewer).
+    """
+    if size % patch:
+        raise ValueError(f"image size {size} is not a multiple of the patch size {patch}")
+    inputs = keras.Input((size, size, 3), name="image")
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)
+    x = keras.layers.Conv2D(dim, patch, strides=patch, name="patch_embedding")(x)
+    x = keras.layers.Reshape(((size // patch) ** 2, dim))(x)
+    x = AddPositionEmbedding(name="position_embedding")(x)
+    for index in range(depth):
+        y = keras.layers.LayerNormalization(epsilon=1e-6)(x)
+        y = keras.layers.MultiHeadAttention(heads, dim // heads, name=f"attention_{index}")(y, y)
+        x = keras.layers.Add()([x, y])
+        y = keras.layers.LayerNormalization(epsilon=1e-6)(x)
+        y = keras.layers.Dense(4 * dim, activation="gelu")(y)
+        y = keras.layers.Dense(dim)(y)
+        x = keras.layers.Add()([x, y])
+    x = keras.layers.LayerNormalization(epsilon=1e-6)(x)
+    outputs = keras.layers.GlobalAveragePooling1D()(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def enable_lora(encoder: keras.Model, rank: int = 8) -> int:
+    """Freeze ``encoder`` and add LoRA adapters (Hu et al., 2022) to its attention.
+
+    As in the LoRA paper, only the query and value projections of every
+    multi-head attention layer get a trainable low-rank update; every other
+    weight stays frozen. Returns the number of trainable parameters left.
+    """
+    attention = [layer for layer in encoder.layers if isinstance(layer, keras.layers.MultiHeadAttention)]
+    if not attention:
+        raise ValueError(f"{encoder.name} has no multi-head attention layer to adapt")
+    for layer in encoder.layers:
+        layer.trainable = False
+    for layer in attention:
+        layer.trainable = True  # the adapters' parent must be trainable; enable_lora freezes the kernels
+        layer.key_dense.trainable = False
+        layer.output_dense.trainable = False
+        for projection in (layer.query_dense, layer.value_dense):
+            projection.enable_lora(rank)  # freezes the kernel, adds trainable low-rank factors
+            if projection.bias is not None:
+                projection.bias.trainable = False  # only the adapters learn (LoRA without bias tuning)
+    return sum(int(ops.size(w)) for w in encoder.trainable_weights)
+
+
+# --------------------------------------------------------------------------- #
+# The mixture of experts                                                      #
+# --------------------------------------------------------------------------- #
+
+
+def mixture_of_experts(
+    instance_shape: tuple[int, ...],
+    handmade_dim: int,
+    *,
+    encoder: keras.Model | None = None,
+    experts: Experts = "mixture",
+    multitask: bool = False,
+    intermediate: int | None = None,
+    scalar_hidden: int = 32,
+    name: str | None = None,
+) -> keras.Model:
+    """Build the report's multi-instance model (or one of its experts alone).
+
+    Parameters
+    ----------
+    instance_shape
+        Shape of one instance without the bag axis: ``(N, H, W, 3)`` images
+        with an ``encoder``, ``(N, D)`` cached features without.
+    handmade_dim
+        Number of handmade features per image.
+    encoder
+        Trainable per-image encoder (images to a feature vector), applied to
+        every image of the bag; ``None`` when the instances are already
+        features of a frozen backbone.
+    experts
+        ``"mixture"`` (the report's model), ``"image"`` or ``"scalar"`` (one
+        expert alone, the report's ablations).
+    multitask
+        Add the ``count`` head: the lymphocyte count predicted from the
+        aggregated image features (the report's MultiTask model).
+    intermediate
+        Width of the intermediate linear layer between frozen features and
+        the image expert's head; ``None`` for none (trainable encoders).
+    scalar_hidden
+        Width of the scalar expert's hidden layer (*our choice*; the report
+        does not give it).
+
+    Returns
+    -------
+    keras.Model
+        Inputs ``instances``, ``weights``, ``handmade``, ``clinical``; outputs
+        a dict with ``p`` (and ``count`` when ``multitask``). The layers
+        ``gate``, ``image_expert`` and ``scalar_expert`` are found by name
+        by :func:`analysis_model`.
+    """
+    if experts not in ("mixture", "image", "scalar"):
+        raise ValueError(f"experts must be 'mixture', 'image' or 'scalar', not {experts!r}")
+    if multitask and experts == "scalar":
+        raise ValueError("the count head reads image features: a scalar expert alone cannot be multitask")
+    bag_size = instance_shape[0]
+    instances = keras.Input(instance_shape, name="instances")
+    weights = keras.Input((bag_size,), name="weights")
+    handmade = keras.Input((bag_size, handmade_dim), name="handmade")
+    clinical = keras.Input((2,), name="clinical")
+    outputs = {}
+
+    if experts in ("mixture", "image"):
+        encoded = keras.layers.TimeDistributed(encoder, name="encoder")(instances) if encoder is not None else instances
+        image_features = BagMean(name="image_mean")(encoded, weights)
+        if intermediate:
+            image_features = keras.layers.Dense(intermediate, name="intermediate")(image_features)
+        p_image = keras.layers.Dense(1, activation="sigmoid", name="image_expert")(image_features)
+        if multitask:
+            outputs["count"] = keras.layers.Dense(1, name="count")(image_features)
+    if experts in ("mixture", "scalar"):
+        handmade_features = BagMean(name="handmade_mean")(handmade, weights)
+        x = keras.layers.Concatenate(name="scalar_inputs")([handmade_features, clinical])
+        x = keras.layers.Dense(scalar_hidden, activation="relu", name="scalar_hidden")(x)
+        p_scalar = keras.layers.Dense(1, activation="sigmoid", name="scalar_expert")(x)
+
+    if experts == "mixture":
+        image_summary = keras.layers.Dense(1, name="image_summary")(image_features)
+        handmade_summary = keras.layers.Dense(1, name="handmade_summary")(handmade_features)
+        gate_inputs = keras.layers.Concatenate(name="gate_inputs")([clinical, image_summary, handmade_summary])
+        pi = keras.layers.Dense(1, activation="sigmoid", name="gate")(gate_inputs)
+        outputs["p"] = MixExperts(name="p")(pi, p_image, p_scalar)
+    else:
+        outputs["p"] = keras.layers.Identity(name="p")(p_image if experts == "image" else p_scalar)
+    model_name = name or f"{experts}_{'multitask' if multitask else 'onetask'}"
+    return keras.Model({"instances": instances, "weights": weights, "handmade": handmade, "clinical": clinical},
+                       outputs, name=model_name)
+
+
+def analysis_model(model: keras.Model) -> keras.Model:
+    """The same network with the gate ``pi`` and each expert's probability as extra outputs.
+
+    Shares every weight with ``model`` (a view, not a copy). Outputs that a
+    model lacks (the gate of an expert alone) are left out.
+    """
+    outputs = dict(model.output)
+    for layer_name, key in (("gate", "pi"), ("image_expert", "p_image"), ("scalar_expert", "p_scalar")):
+        try:
+            outputs[key] = model.get_layer(layer_name).output
+        except ValueError:
+            continue
+    return keras.Model(model.input, outputs, name=f"{model.name}_analysis")
+
+
+# --------------------------------------------------------------------------- #
+# Losses                                                                      #
+# --------------------------------------------------------------------------- #
+
+
+@keras.saving.register_keras_serializable(package="cytobook")
+class WeightedBinaryCrossentropy(keras.losses.Loss):
+    """Binary cross-entropy with one weight per class (the report's weighted BCE).
+
+    ``-(w1 * y * log p + w0 * (1 - y) * log(1 - p))``, with ``w0``/``w1`` set
+    from the training bags' class frequencies by
+    :func:`balanced_class_weights`, so that the minority (reactive) patients
+    count as much in total as the majority.
+    """
+
+    def __init__(self, negative_weight: float = 1.0, positive_weight: float = 1.0, name: str = "weighted_bce", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.negative_weight = float(negative_weight)
+        self.positive_weight = float(positive_weight)
+
+    def call(self, y_true, y_pred):
+        y_true = ops.cast(y_true, y_pred.dtype)
+        p = ops.clip(y_pred, 1e-7, 1.0 - 1e-7)
+        loss = -(self.positive_weight * y_true * ops.log(p) + self.negative_weight * (1.0 - y_true) * ops.log(1.0 - p))
+        return ops.mean(loss, axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "negative_weight": self.negative_weight, "positive_weight": self.positive_weight}
+
+
+def balanced_class_weights(labels) -> tuple[float, float]:
+    """``(w0, w1) = n / (2 n_c)``: each class weighs half of the total loss.
+
+    Raises
+    ------
+    ValueError
+        If one of the two classes is absent.
+    """
+    labels = [int(y) for y in labels]
+    n0, n1 = labels.count(0), labels.count(1)
+    if not n0 or not n1:
+        raise ValueError(f"both classes are needed to weight the loss; got {n0} reactive and {n1} malignant bags")
+    n = n0 + n1
+    return n / (2 * n0), n / (2 * n1)

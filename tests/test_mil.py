@@ -1,0 +1,249 @@
+"""Report 4's multi-instance models and their training mechanics."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import replace
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from cytobook.lymphocytosis import (
+    Bags,
+    BagBatches,
+    Standardizer,
+    bag_indices,
+    balanced_accuracy,
+    clinical_logistic_fit_predict,
+    cross_validate,
+    mil_fit_predict,
+    stratified_folds,
+    train_mil,
+)
+from cytobook.models import mil
+from cytobook.profiles import get_profile
+
+SPEC = replace(get_profile("smoke").mil, epochs=30, bags_per_step=2, max_instances=6, stop_patience=30, learning_rate=1e-2)
+
+
+def make_bags(n_patients: int = 24, features: int = 6, seed: int = 0, signal: float = 2.0) -> Bags:
+    """Bags whose instance features and handmade features both carry the label."""
+    rng = np.random.default_rng(seed)
+    labels = np.array([1, 1, 0] * (n_patients // 3))
+    instances, handmade = [], []
+    for label in labels:
+        n = int(rng.integers(2, 10))
+        instances.append(rng.normal(signal * label, 1.0, (n, features)).astype(np.float32))
+        handmade.append(rng.normal(signal * label, 1.0, (n, 3)))
+    return Bags([f"P{i}" for i in range(len(labels))], instances, handmade,
+                rng.uniform(40, 90, len(labels)), rng.uniform(3, 100, len(labels)), labels)
+
+
+# --------------------------------------------------------------------------- #
+# Bags and batches                                                            #
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize("n", [1, 3, 6, 7, 20])
+def test_bag_indices_weighted_sum_is_the_mean_of_the_images_used(n):
+    values = np.arange(n, dtype=float) ** 2
+    chosen, weights = bag_indices(n, 6, np.random.default_rng(0))
+    assert len(chosen) == len(weights) == 6
+    assert weights.sum() == pytest.approx(1.0)
+    assert (weights * values[chosen]).sum() == pytest.approx(values[np.unique(chosen)].mean())
+    if n >= 6:
+        assert len(np.unique(chosen)) == 6  # subsampled without replacement
+    else:
+        assert set(chosen) == set(range(n))  # every image used
+
+
+def test_bag_indices_without_rng_is_deterministic_and_spans_the_bag():
+    first, _ = bag_indices(50, 5, None)
+    second, _ = bag_indices(50, 5, None)
+    assert np.array_equal(first, second) and first[0] == 0 and first[-1] == 49
+
+
+def test_bag_indices_rejects_an_empty_bag():
+    with pytest.raises(ValueError, match="at least one image"):
+        bag_indices(0, 4, None)
+
+
+def test_bags_refuse_a_patient_without_images():
+    with pytest.raises(ValueError, match="P1 has no images"):
+        Bags(["P0", "P1"], [np.zeros((2, 3)), np.zeros((0, 3))], [np.zeros((2, 1)), np.zeros((0, 1))],
+             np.ones(2), np.ones(2), np.array([0, 1]))
+
+
+def test_bags_split_instances_round_trip():
+    bags = make_bags(6)
+    flat = np.concatenate(bags.instances)
+    assert all(np.array_equal(a, b) for a, b in zip(bags.split_instances(flat), bags.instances))
+
+
+def test_standardizer_imputes_missing_handmade_features_with_the_training_mean():
+    bags = make_bags(6)
+    bags.handmade[0][0, 1] = np.nan
+    scaler = Standardizer.fit(bags)
+    scaled = scaler.handmade(bags.handmade[0])
+    assert np.isfinite(scaled).all() and scaled[0, 1] == 0.0
+    clinical = scaler.clinical(bags)
+    assert clinical.shape == (6, 2)
+    np.testing.assert_allclose(clinical.mean(axis=0), 0.0, atol=1e-6)
+
+
+def test_batches_give_one_padded_patient_with_its_targets():
+    bags = make_bags(6)
+    batches = BagBatches(bags, Standardizer.fit(bags), bag_size=5)
+    inputs, targets = batches[2]
+    assert inputs["instances"].shape == (1, 5, 6) and inputs["handmade"].shape == (1, 5, 3)
+    assert inputs["weights"].sum() == pytest.approx(1.0)
+    assert targets["p"].item() == bags.labels[2]
+    test_like = replace(bags, labels=np.full(6, -1))
+    assert BagBatches(test_like, Standardizer.fit(bags), 5)[0][1]["p"].item() == 0  # unknown labels never reach a loss as -1
+
+
+# --------------------------------------------------------------------------- #
+# Models and losses                                                           #
+# --------------------------------------------------------------------------- #
+
+
+def test_mixture_output_is_the_gated_mix_of_the_two_experts():
+    model = mil.mixture_of_experts((4, 6), 3, multitask=True, intermediate=5)
+    viewer = mil.analysis_model(model)
+    bags = make_bags(3)
+    inputs, _ = BagBatches(bags, Standardizer.fit(bags), 4)[0]
+    out = {key: float(np.asarray(value).reshape(-1)[0]) for key, value in viewer.predict_on_batch(inputs).items()}
+    assert set(out) == {"p", "count", "pi", "p_image", "p_scalar"}
+    assert out["p"] == pytest.approx(out["pi"] * out["p_image"] + (1 - out["pi"]) * out["p_scalar"], abs=1e-6)
+
+
+def test_bag_mean_layer_is_the_weighted_mean():
+    values = np.arange(12, dtype="float32").reshape(1, 4, 3)
+    weights = np.array([[0.5, 0.5, 0.0, 0.0]], dtype="float32")
+    np.testing.assert_allclose(np.asarray(mil.BagMean()(values, weights)), [[1.5, 2.5, 3.5]])
+
+
+@pytest.mark.parametrize("experts, outputs", [("image", {"p"}), ("scalar", {"p"})])
+def test_single_experts_have_no_gate(experts, outputs):
+    model = mil.mixture_of_experts((4, 6), 3, experts=experts)
+    assert set(model.output) == outputs
+    assert "pi" not in mil.analysis_model(model).output
+
+
+def test_scalar_expert_cannot_be_multitask():
+    with pytest.raises(ValueError, match="cannot be multitask"):
+        mil.mixture_of_experts((4, 6), 3, experts="scalar", multitask=True)
+
+
+def test_weighted_bce_matches_its_formula():
+    y = np.array([[1.0], [0.0]], dtype="float32")
+    p = np.array([[0.8], [0.3]], dtype="float32")
+    loss = mil.WeightedBinaryCrossentropy(negative_weight=0.75, positive_weight=1.5)(y, p)
+    expected = np.mean([-1.5 * np.log(0.8), -0.75 * np.log(0.7)])
+    assert float(loss) == pytest.approx(expected, rel=1e-5)
+
+
+def test_balanced_class_weights():
+    assert mil.balanced_class_weights([1, 1, 1, 0]) == pytest.approx((2.0, 2 / 3))
+    with pytest.raises(ValueError, match="both classes"):
+        mil.balanced_class_weights([1, 1])
+
+
+def test_lora_leaves_only_the_adapters_trainable():
+    encoder = mil.vit_small(32, patch=16, dim=16, depth=2, heads=2)
+    trainable = mil.enable_lora(encoder, rank=2)
+    names = {w.name for w in encoder.trainable_weights}
+    assert names == {"lora_kernel_a", "lora_kernel_b"}
+    paths = {w.path.split("/")[-2] for w in encoder.trainable_weights}
+    assert paths == {"query", "value"}
+    # Keras factors an attention projection's (dim, heads, key_dim) kernel as A (dim, heads, rank) and B (rank, key_dim).
+    assert trainable == 2 * 2 * (16 * 2 * 2 + 2 * 8)  # 2 layers x (query, value) x (A + B)
+
+
+def test_encoders_map_images_to_vectors():
+    images = np.zeros((2, 32, 32, 3), dtype="float32")
+    assert mil.resnet18_like(32, width=4).predict(images, verbose=0).shape == (2, 32)
+    assert mil.vit_small(32, patch=16, dim=16, depth=1, heads=2).predict(images, verbose=0).shape == (2, 16)
+    with pytest.raises(ValueError, match="multiple of the patch"):
+        mil.vit_small(30)
+
+
+# --------------------------------------------------------------------------- #
+# Training, cross-validation, baselines                                       #
+# --------------------------------------------------------------------------- #
+
+
+def test_mixture_learns_an_easy_problem_and_predicts_counts_back_in_units():
+    bags = make_bags(30)
+    train, val, test = bags.subset(range(18)), bags.subset(range(18, 24)), bags.subset(range(24, 30))
+    trained = train_mil(lambda: mil.mixture_of_experts((6, 6), 3, multitask=True, intermediate=4), train, val, SPEC)
+    table = trained.predict(test)
+    assert balanced_accuracy(test.labels, table["p"].to_numpy()) >= 0.8
+    assert (table["count"] > 0).all() and {"pi", "p_image", "p_scalar"} <= set(table)
+    assert trained.history["loss"][-1] < trained.history["loss"][0]
+    assert "count_loss" in trained.history
+
+
+def test_cross_validation_never_trains_on_the_held_out_fold():
+    bags = make_bags(15)
+    seen = []
+
+    def spy(train, val, test, seed):
+        seen.append((set(train.patient_ids) | set(val.patient_ids), set(test.patient_ids)))
+        return pd.DataFrame({"p": np.full(len(test), 0.7)}, index=test.patient_ids)
+
+    result = cross_validate("constant", spy, bags, stratified_folds(bags.labels, 3))
+    assert all(not (fit & held) for fit, held in seen)
+    assert set().union(*(held for _, held in seen)) == set(bags.patient_ids)
+    assert result.fold_scores == [0.5, 0.5, 0.5] and list(result.predictions.index) == bags.patient_ids
+
+
+def test_clinical_baseline_and_scalar_expert_run_on_the_same_folds():
+    bags = make_bags(15)
+    folds = stratified_folds(bags.labels, 3)
+    baseline = cross_validate("clinical", clinical_logistic_fit_predict, bags, folds)
+    scalar = cross_validate("scalar", mil_fit_predict(lambda: mil.mixture_of_experts((6, 6), 3, experts="scalar"),
+                                                      replace(SPEC, epochs=2)), bags, folds)
+    assert len(baseline.fold_scores) == len(scalar.fold_scores) == 3
+    assert (baseline.predictions["fold"] == scalar.predictions["fold"]).all()
+
+
+JAX_SCRIPT = textwrap.dedent(
+    """
+    import json
+    from dataclasses import replace
+    import numpy as np
+    import keras
+    from cytobook.lymphocytosis import Bags, train_mil
+    from cytobook.models import mil
+    from cytobook.profiles import get_profile
+
+    rng = np.random.default_rng(0)
+    labels = np.array([1, 0] * 6)
+    images = [rng.integers(0, 255, (int(rng.integers(2, 5)), 32, 32, 3), dtype=np.uint8) for _ in labels]
+    bags = Bags([f"P{i}" for i in range(12)], images, [rng.normal(size=(len(b), 3)) for b in images],
+                rng.uniform(40, 90, 12), rng.uniform(3, 100, 12), labels)
+    spec = replace(get_profile("smoke").mil, epochs=2, max_instances=4, bags_per_step=2)
+    build = lambda: mil.mixture_of_experts((4, 32, 32, 3), 3, encoder=mil.resnet18_like(32, width=4), multitask=True)
+    trained = train_mil(build, bags.subset(range(8)), bags.subset(range(8, 12)), spec)
+    table = trained.predict(bags.subset(range(8, 12)))
+    print(json.dumps({"backend": keras.backend.backend(), "loss": trained.history["loss"], "p": table["p"].tolist()}))
+    """
+)
+
+
+@pytest.mark.slow
+def test_mixture_with_a_trainable_encoder_trains_under_jax():
+    pytest.importorskip("jax")
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, "-c", JAX_SCRIPT], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["backend"] == "jax"
+    assert all(np.isfinite(result["loss"])) and all(0 <= p <= 1 for p in result["p"])
