@@ -13,6 +13,7 @@ import pytest
 from sklearn.metrics import f1_score
 
 from cytobook import ensemble as en
+from cytobook import evaluation as ev
 
 
 @pytest.fixture(autouse=True)
@@ -302,3 +303,124 @@ def test_error_analysis_rejects_probabilities_and_clashing_names():
         en.error_analysis([0, 1], {"n_wrong": np.array([0, 1])})
     with pytest.raises(ValueError, match="expected 2"):
         en.error_analysis([0, 1], {"m": np.array([0, 1, 1])})
+
+
+# --- degenerate members and the verdict ----------------------------------------
+
+
+def degenerate_problem(n: int = 200, seed: int = 1) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """A good member, one that predicts HEM everywhere, one that ranks at chance, one constant."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    good = np.clip(np.where(y == 1, 0.75, 0.25) + rng.normal(0, 0.15, n), 0.01, 0.99)
+    return y, {
+        "good": good,
+        "all HEM": 0.30 + 0.01 * good,  # ranks like the good member, but never crosses 0.5
+        "chance": rng.random(n),  # both classes, AUC near 0.5
+        "constant": np.full(n, 0.499),
+    }
+
+
+def test_degenerate_members_names_single_class_and_chance_members():
+    y, members = degenerate_problem()
+    found = en.degenerate_members(y, members)
+    assert list(found) == ["all HEM", "chance", "constant"]
+    assert found["all HEM"].startswith("predicts HEM for every test image; ROC AUC 0.9")  # one class, yet it ranks well
+    assert "within 0.05 of chance" in found["chance"] and "predicts" not in found["chance"]
+    assert found["constant"] == "predicts HEM for every test image; ROC AUC 0.500, within 0.05 of chance"
+    # The margin is a parameter; a member predicting ALL everywhere is named with that class.
+    assert "chance" not in en.degenerate_members(y, members, auc_margin=0.0)
+    only_all = en.degenerate_members(y, {"m": np.full(len(y), 0.9)}, class_names=("normal", "cancer"), unit="cell")
+    assert only_all["m"].startswith("predicts cancer for every cell")
+    # One class in y_true: the AUC is undefined and only the single-class test applies.
+    assert en.degenerate_members([1, 1, 1], {"a": [0.2, 0.7, 0.9], "b": [0.6, 0.7, 0.9]}) == {"b": "predicts ALL for every test image"}
+    assert en.degenerate_members(y, {"good": members["good"]}) == {}
+
+
+def _results(y, members, ga_weights=None):
+    results = {name: ev.binary_report(y, p) for name, p in members.items()}
+    results["average ensemble"] = ev.binary_report(y, en.average_ensemble(list(members.values())))
+    if ga_weights is not None:
+        results["GA-weighted ensemble"] = ev.binary_report(y, en.weighted_ensemble(list(members.values()), ga_weights))
+    return results
+
+
+def test_verdict_blames_degenerate_members_and_missing_imagenet_weights():
+    from cytobook.weights import imagenet_file
+
+    y, members = degenerate_problem()
+    members = {"scratch CNN": members["good"], "VGG16": members["all HEM"], "ResNet50": members["constant"]}
+    weights = [0.9, 0.06, 0.04]
+    results = _results(y, members, weights)
+    results["GA-weighted ensemble"]["weighted_f1"] = results["scratch CNN"]["weighted_f1"]  # a tie does not improve
+    random = {"VGG16": imagenet_file("vgg16"), "ResNet50": imagenet_file("resnet50")}
+    lines = en.ensemble_verdict(y, members, results, ga_weights=dict(zip(members, weights)), random_init=random,
+                                training="64 px images and 1 fine-tuning epoch")
+    text = "\n".join(lines)
+    assert lines[0].startswith("average ensemble: weighted F1") and "the best member (scratch CNN" in lines[0]
+    assert lines[1].startswith("GA-weighted ensemble: weighted F1")
+    assert "Degenerate members: VGG16 (predicts HEM for every test image" in text
+    assert "ResNet50 (predicts HEM for every test image; ROC AUC 0.500, within 0.05 of chance)" in text
+    # ResNet50 ranks at chance; VGG16 ranks well but never crosses 0.5.
+    assert ("ResNet50 carries no signal to combine; VGG16 never crosses the threshold, so whatever ranking it has only "
+            "pulls an average to one side instead of adding signal to combine.") in text
+    assert "The plain average gives them 2 of its 3 equal shares, so it is dragged toward their near-constant output (mean P(ALL) " in text
+    assert "The GA rightly gives them little weight (0.100 in all, against 2/3 in the plain average)" in text
+    assert "VGG16 and ResNet50 are degenerate because they started from RANDOM weights" in text
+    assert "with 64 px images and 1 fine-tuning epoch" in text
+    assert "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5" in text and "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5" in text
+    assert str(imagenet_file("vgg16").cached_path.parent) in text
+    # One informative member: nothing to combine, and not the general explanation.
+    assert lines[-1] == "Why not: only scratch CNN is not degenerate, so there is nothing to combine; an ensemble can at best match it."
+    assert "majority of the probability mass" not in text
+
+
+def test_verdict_without_random_weights_or_ga_and_with_a_big_ga_share():
+    y, members = degenerate_problem()
+    members = {"cnn": members["good"], "flat": members["constant"]}
+    results = _results(y, members, [0.5, 0.5])
+    text = "\n".join(en.ensemble_verdict(y, members, results, ga_weights={"cnn": 0.5, "flat": 0.5}))
+    assert "Degenerate member: flat" in text and "carries no signal" in text
+    assert "The GA gives it 0.500 of the weight in all" in text and "only shifts where the weighted average crosses" in text
+    assert "RANDOM" not in text
+    assert "flat learnt no usable signal in this run although it was not held back by missing ImageNet weights" in text
+    nothing = {"a": members["flat"], "b": np.full(len(y), 0.3)}
+    lines = en.ensemble_verdict(y, nothing, _results(y, nothing, [0.5, 0.5]), ga_weights={"a": 0.5, "b": 0.5})
+    assert lines[-1] == "Why not: every member is degenerate, so there is no signal for an ensemble to combine."
+    assert not any(line.startswith(("The plain average", "The GA")) for line in lines)  # nothing to compare them with
+
+
+def test_verdict_keeps_the_general_explanation_when_every_member_is_informative():
+    probabilities, y = noisy_problem()
+    members = {f"m{i}": p for i, p in enumerate(probabilities) if i != 1}  # three noisy, informative members
+    results = _results(y, members)
+    results["average ensemble"]["weighted_f1"] = 0.0  # force "does not improve"
+    lines = en.ensemble_verdict(y, members, results)
+    assert len(lines) == 2
+    assert lines[1].startswith("Why not: of the ") and "majority of the probability mass" in lines[1]
+    assert "Degenerate" not in "\n".join(lines)
+    # An ensemble that improves needs no explanation.
+    results["average ensemble"]["weighted_f1"] = 1.0
+    improved = en.ensemble_verdict(y, members, results)
+    assert len(improved) == 1 and "average ensemble: weighted F1 1.0000, improves on the best member" in improved[0]
+
+
+def test_verdict_among_informative_members_when_two_or_more_remain():
+    y, base = degenerate_problem()
+    rng = np.random.default_rng(5)
+    other = np.clip(base["good"] + rng.normal(0, 0.2, len(y)), 0.01, 0.99)
+    members = {"a": base["good"], "b": other, "flat": base["constant"]}
+    results = _results(y, members)
+    results["average ensemble"]["weighted_f1"] = 0.0
+    lines = en.ensemble_verdict(y, members, results)
+    assert lines[-1].startswith("Why not: among the 2 informative members, of the ")
+
+
+def test_degenerate_summary_for_the_results_table():
+    assert en.degenerate_summary([]) is None
+    one = en.degenerate_summary(["VGG16"])
+    assert one.startswith("VGG16 is degenerate in this run") and "it carries no signal" in one and "random" not in one
+    both = en.degenerate_summary(["VGG16", "ResNet50 v1"], random_init=["ResNet50 v1"])
+    assert both.startswith("VGG16 and ResNet50 v1 are degenerate in this run")
+    assert "; ResNet50 v1 started from random weights because no ImageNet weights were cached" in both
+    assert both.endswith(".")

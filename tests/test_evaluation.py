@@ -185,6 +185,26 @@ def test_learning_curves_from_dict_and_history_object():
         ev.learning_curves({"auc": [0.5]}, "nothing to draw")
 
 
+def test_learning_curves_mark_where_fine_tuning_starts():
+    logs = {"loss": [0.9, 0.7, 0.6, 0.5, 0.45], "val_loss": [1.0, 0.8, 0.7, 0.75, 0.7],
+            "accuracy": [0.5, 0.6, 0.7, 0.75, 0.8], "val_accuracy": [0.5, 0.6, 0.6, 0.65, 0.7]}
+    fig = ev.learning_curves(logs, "VGG16", stage_starts={3: "fine-tuning"})
+    for ax in fig.axes:
+        lines = ax.get_lines()
+        assert len(lines) == 3  # training, validation, the stage line
+        stage = lines[2]
+        assert stage.get_linestyle() == "--"
+        assert list(stage.get_xdata()) == [3.5, 3.5]  # between epoch 3 (last head-only) and epoch 4
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == ["training", "validation", "fine-tuning from epoch 4"]
+    # Several stages, in any order, each get their own line; none gives the plain figure.
+    fig = ev.learning_curves(logs, "two stages", stage_starts={4: "stage 3", 2: "stage 2"})
+    assert [line.get_xdata()[0] for line in fig.axes[0].get_lines()[2:]] == [2.5, 4.5]
+    assert [len(ax.get_lines()) for ax in ev.learning_curves(logs, "none", stage_starts=None).axes] == [2, 2]
+    for bad in (0, 5, -1):
+        with pytest.raises(ValueError, match="outside 1..4"):
+            ev.learning_curves(logs, "bad", stage_starts={bad: "fine-tuning"})
+
+
 @pytest.mark.parametrize("normalize", [False, True])
 def test_confusion_matrix_figure_annotates_counts_and_row_percentages(normalize):
     fig = ev.confusion_matrix_figure(Y, (P > 0.5).astype(int), ["HEM", "ALL"], "VGG16", normalize=normalize)

@@ -301,7 +301,11 @@ def report_table(
 _ACCURACY_KEYS = ("accuracy", "acc", "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy")
 
 
-def learning_curves(history: Mapping[str, Sequence[float]] | _HasHistory, title: str) -> plt.Figure:
+def learning_curves(
+    history: Mapping[str, Sequence[float]] | _HasHistory,
+    title: str,
+    stage_starts: Mapping[int, str] | None = None,
+) -> plt.Figure:
     """Loss and accuracy per epoch, training against validation, side by side.
 
     Parameters
@@ -312,18 +316,35 @@ def learning_curves(history: Mapping[str, Sequence[float]] | _HasHistory, title:
         ``binary_accuracy``...) and its ``val_`` twin.
     title
         Figure title, e.g. the model's name.
+    stage_starts
+        Training stages concatenated in ``history`` (feature extraction, then
+        fine-tuning): the index in the history of each later stage's first
+        epoch, mapped to its label. Each is marked by a dashed vertical line
+        between its first epoch and the one before, named in the legend. An
+        index must leave at least one epoch on each side (``1 .. epochs - 1``).
 
     Returns
     -------
     matplotlib.figure.Figure
         One panel per quantity found (loss, accuracy), each with its
         training curve and, when recorded, its validation curve.
+
+    Raises
+    ------
+    ValueError
+        If the history holds neither a loss nor an accuracy, or a stage starts
+        outside the history.
     """
     logs = getattr(history, "history", history)
     panels = [key for key in ("loss",) if key in logs]
     panels += [key for key in _ACCURACY_KEYS if key in logs][:1]
     if not panels:
         raise ValueError(f"history has neither a loss nor an accuracy, only {sorted(logs)}")
+    n_epochs = len(logs[panels[0]])
+    stages = sorted((stage_starts or {}).items())
+    for start, label in stages:
+        if not 1 <= start <= n_epochs - 1:
+            raise ValueError(f"stage {label!r} starts at index {start}, outside 1..{n_epochs - 1} of a {n_epochs}-epoch history")
     fig, axes = plt.subplots(1, len(panels), figsize=(5.0 * len(panels), 3.4), squeeze=False)
     for ax, key in zip(axes.flat, panels):
         train = np.asarray(logs[key], dtype=float)
@@ -332,6 +353,9 @@ def learning_curves(history: Mapping[str, Sequence[float]] | _HasHistory, title:
         if f"val_{key}" in logs:
             val = np.asarray(logs[f"val_{key}"], dtype=float)
             ax.plot(np.arange(1, len(val) + 1), val, marker="o", markersize=3, label="validation")
+        for index, (start, label) in enumerate(stages):
+            # Epochs are numbered from 1: the stage's first epoch is start + 1, the line lies just before it.
+            ax.axvline(start + 0.5, color=f"C{index + 2}", linestyle="--", linewidth=1.2, label=f"{label} from epoch {start + 1}")
         label = "loss" if key == "loss" else "accuracy"
         ax.set_title(label)
         ax.set_xlabel("epoch")

@@ -32,6 +32,26 @@ TRUNCATION: dict[str, str] = {
 }
 
 
+#: Input size report 1 implies for an architecture, where it differs from the chapter's 300 px images:
+#: the truncated ResNet50's 14x14x1024 output is stage 4 of ResNet50 at 224 px (at 300 px it is 19x19x1024).
+REPORT_INPUT_SIZE: dict[str, int] = {"resnet50": 224}
+
+
+def input_size(arch: str, available: int) -> int:
+    """Side in pixels of the images fed to ``arch``: its :data:`REPORT_INPUT_SIZE`, never more than ``available``.
+
+    ``available`` is the side of the run's prepared images (the profile's
+    ``image_size``). The ``full`` profile prepares 300 px images, so ResNet50
+    gets them shrunk to 224 px and its truncated base ends on the report's
+    14x14x1024 map; the smaller images of ``smoke`` and ``demo`` are used as
+    they are, and so are the other architectures' (*our reading* of the
+    report, which states 300 px for the chapter and 14x14x1024 for ResNet50).
+    """
+    if available < 1:
+        raise ValueError(f"available must be a positive image size, got {available}")
+    return min(REPORT_INPUT_SIZE.get(arch, available), available)
+
+
 def _head(x, layers: tuple[tuple[str, float], ...]):
     for kind, value in layers:
         x = keras.layers.Dropout(value)(x) if kind == "dropout" else keras.layers.Dense(int(value), activation="relu")(x)

@@ -1,0 +1,134 @@
+"""cytobook.results: models saved without optimizer state, predictions read back, random-weight bases found."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import h5py
+import keras
+import numpy as np
+import pytest
+
+from cytobook import results
+from cytobook.models.cnmc import scratch_cnn, transfer_classifier
+from cytobook.notebook import NotebookRun
+from cytobook.profiles import get_profile
+from cytobook.training import SplitArrays, Trained, compile_binary, fit, fit_head_on_features
+from cytobook.weights import imagenet_file
+
+
+def tiny_split(size: int, n: int = 8, seed: int = 0) -> SplitArrays:
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+    y = np.tile([0, 1], n // 2).astype("float32")
+    return SplitArrays(x, y, x, y, x, y)
+
+
+def optimizer_groups(path) -> list[str]:
+    """Top-level groups of the weights file inside a .keras archive that hold optimizer variables."""
+    with zipfile.ZipFile(path) as archive, archive.open("model.weights.h5") as handle, h5py.File(handle) as weights:
+        found = []
+        weights.visit(lambda name: found.append(name) if name.split("/")[-1] == "optimizer" else None)
+        return found
+
+
+def test_evaluate_saves_the_model_without_optimizer_state_and_it_reloads(tmp_path):
+    keras.utils.set_random_seed(0)
+    data = tiny_split(32)
+    # A transfer model trained like the notebooks train it: the head compiled on its own (feature
+    # extraction), then the whole model compiled and fitted (fine-tuning). Both leave an optimizer.
+    model = transfer_classifier("mobilenet_v2", 32, dense=None, weights=None)
+    history = fit_head_on_features(model, data, epochs=1, batch_size=4)
+    compile_binary(model, "adam", 1e-4)
+    history = fit(model, data, epochs=1, batch_size=4, history=history)
+    assert model.optimizer.variables and model.get_layer("head").optimizer.variables
+
+    run = NotebookRun("05_test", get_profile("smoke"), None, tmp_path, 0)
+    report = results.evaluate(run, Trained("tiny", model, history), data, "image", show=False)
+    path = tmp_path / "artifacts" / "05_test" / "models" / "image" / "tiny.keras"
+    assert path.is_file() and optimizer_groups(path) == []
+
+    with_optimizer = tmp_path / "with_optimizer.keras"
+    model.save(with_optimizer)
+    assert optimizer_groups(with_optimizer)  # what evaluate used to save
+    assert path.stat().st_size < with_optimizer.stat().st_size
+
+    loaded = keras.models.load_model(path)
+    np.testing.assert_allclose(loaded.predict(data.x_test, verbose=0), model.predict(data.x_test, verbose=0), atol=1e-6)
+    assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
+    assert [w.trainable for w in loaded.weights] == [w.trainable for w in model.weights]
+    saved = results.load_predictions(tmp_path, "image")["tiny"]
+    np.testing.assert_allclose(saved["p_test"], model.predict(data.x_test, verbose=0)[:, 0], atol=1e-6)
+    assert report["n"] == len(data.y_test)
+
+
+def test_save_model_keeps_a_scratch_cnn_and_leaves_the_original_compiled(tmp_path):
+    data = tiny_split(60)
+    model = compile_binary(scratch_cnn(60), "adam", 1e-3)
+    fit(model, data, epochs=1, batch_size=4)
+    path = results.save_model(model, tmp_path / "cnn.keras")
+    assert optimizer_groups(path) == []
+    assert model.compiled and model.optimizer.variables  # the model itself is untouched
+    loaded = keras.models.load_model(path)
+    np.testing.assert_allclose(loaded.predict(data.x_test, verbose=0), model.predict(data.x_test, verbose=0), atol=1e-6)
+
+
+def test_evaluate_marks_the_fine_tuning_stage_on_the_learning_curves(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    monkeypatch.setattr(plt, "show", lambda: None)
+    data = tiny_split(60)
+    model = compile_binary(scratch_cnn(60), "adam", 1e-3)
+    history = fit(model, data, epochs=2, batch_size=4)
+    history = fit(model, data, epochs=1, batch_size=4, history=history)
+    run = NotebookRun("03_test", get_profile("smoke"), None, tmp_path, 0)
+    results.evaluate(run, Trained("cnn", model, history), data, "image", stage_starts={2: "fine-tuning"})
+    curves = plt.figure(1)
+    assert [line.get_xdata()[0] for line in curves.axes[0].get_lines()][-1] == 2.5
+    plt.close("all")
+
+
+def test_architecture_of_model_and_notebook_names():
+    assert results.architecture_of("vgg16_truncated_fine_tuned") == "vgg16"
+    assert results.architecture_of("resnet50_truncated_v2") == "resnet50"
+    assert results.architecture_of("mobilenet_v2_feature_extraction") == "mobilenet_v2"
+    assert results.architecture_of("06_cnmc_mobilenet_v2") == "mobilenet_v2"
+    assert results.architecture_of("04_cnmc_vgg16") == "vgg16"
+    assert results.architecture_of("scratch_cnn_dropout-dense256-dropout") is None
+
+
+def test_random_initialised_reads_what_the_training_notebooks_recorded(tmp_path):
+    def saved(notebook, scheme, model, imagenet_weights="absent"):
+        folder = tmp_path / "artifacts" / notebook / "predictions" / scheme
+        folder.mkdir(parents=True, exist_ok=True)
+        np.savez(folder / f"{model}.npz", p_test=np.zeros(2))
+        metrics = {} if imagenet_weights == "absent" else {"imagenet_weights": imagenet_weights}
+        (tmp_path / "metrics").mkdir(exist_ok=True)
+        (tmp_path / "metrics" / f"{notebook}.json").write_text(json.dumps(metrics))
+
+    saved("03_cnmc_scratch_cnn", "image", "scratch_cnn_dropout-dense256-dropout")
+    saved("04_cnmc_vgg16", "image", "vgg16_truncated_fine_tuned", None)
+    saved("05_cnmc_resnet50", "image", "resnet50_truncated_v2", "/somewhere/resnet50_notop.h5")
+    saved("06_cnmc_mobilenet_v2", "subject", "mobilenet_v2_feature_extraction", None)
+    assert results.prediction_sources(tmp_path, "image") == {
+        "scratch_cnn_dropout-dense256-dropout": "03_cnmc_scratch_cnn",
+        "vgg16_truncated_fine_tuned": "04_cnmc_vgg16",
+        "resnet50_truncated_v2": "05_cnmc_resnet50",
+    }
+    assert results.random_initialised(tmp_path, "image") == {"vgg16_truncated_fine_tuned": imagenet_file("vgg16")}
+    assert results.random_initialised(tmp_path, "subject") == {"mobilenet_v2_feature_extraction": imagenet_file("mobilenet_v2")}
+    (tmp_path / "metrics" / "04_cnmc_vgg16.json").unlink()  # metrics missing: unknown, not random
+    assert results.random_initialised(tmp_path, "image") == {}
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
