@@ -1,0 +1,869 @@
+"""A deterministic, seeded generator of look-alike DLMI 2023 lymphocytosis data in the challenge layout.
+
+The DLMI 2023 challenge data (blood smears and clinical attributes of patients
+with a lymphocytosis, malignant or reactive) may not be redistributed, yet the
+report-4 notebooks have to run without it. This module writes a tree that
+:func:`cytobook.datasets.dlmi.load_dlmi` cannot tell apart from the real one by
+its layout::
+
+    dlmi/
+      clinical_annotation.csv          ,ID,LABEL,GENDER,DOB,LYMPH_COUNT  (unnamed index column)
+      trainset/trainset_true.csv       ID,LABEL,GENDER,DOB,LYMPH_COUNT   (training patients)
+      trainset/P<id>/000000.jpg ...    one folder per training patient
+      testset/testset_data.csv         ID,LABEL,GENDER,DOB,LYMPH_COUNT   (LABEL -1)
+      testset/P<id>/000000.jpg ...
+    dlmi_test_labels.csv               ID,LABEL: the test patients' true classes
+
+with every quirk of the real CSV: the unnamed index column, dates of birth in
+two formats within one column (``M/D/YYYY`` unpadded, ``11/3/1933``, and
+``DD-MM-YYYY``, ``27-08-1951``), one ``GENDER`` written as a lowercase ``f``,
+``LABEL`` -1 for every test patient, a float ``LYMPH_COUNT`` and patient numbers
+``P0 ... P<n-1>`` shuffled between the training and the test set and over the
+rows. The true classes of the test patients are written *beside* the tree, in
+:data:`TEST_LABELS_NAME`, never inside it, so that notebooks can score their
+predictions honestly on generated data and a loader of the tree never sees them.
+
+Every image is a 224×224 JPEG of a stained peripheral blood smear: a
+pinkish-beige background (greyish-lilac for some patients), pale red blood
+cells with a lighter centre, partly in view, now and then a platelet, and one
+lymphocyte near the centre, drawn as optical densities (overlaps darken as in
+a real smear). The classes differ as follows.
+
+* **Malignant (LABEL 1, CLL-like).** Tumoral cells are small mature
+  lymphocytes: a small round regular nucleus of coarse, clumped chromatin
+  ("soccer ball") and a scant, pale cytoplasm rim (high nucleus/cytoplasm
+  ratio). A fraction of them are smudge cells: a ruptured, pale, irregular,
+  streaky nucleus and no cytoplasm.
+* **Reactive (LABEL 0).** Reactive cells are larger, with abundant, more
+  basophilic (bluer) cytoplasm darkening towards its scalloped edge, an often
+  eccentric, sometimes indented nucleus and finer chromatin.
+* **Overlap.** Every patient has a latent *tumoral-likeness* (mean +0.6 for
+  malignant and -0.6 for reactive patients, spread 0.6) that sets the
+  fractions of tumoral, normal and reactive cells in its bag: a typical
+  malignant patient has about 60 % tumoral cells, 30 % normal-looking and 8 %
+  reactive-looking ones, a typical reactive patient about 55 % reactive,
+  35 % normal and 8 % tumoral-looking ones; about one patient in six of
+  either class has a bag that leans the wrong way or not at all.
+* **Clinical attributes.** ``LYMPH_COUNT`` (10⁹/L) is log-normal, median 30
+  for malignant against 8 for reactive patients, clipped to 2-295 and
+  overlapping; malignant patients are older (age about 71 ± 11 against
+  57 ± 17 years) and slightly more often male (60 % against 45 %).
+* **Complementary evidence.** Within each class a patient's count
+  typicality and morphology typicality are correlated at -0.5: a malignant
+  patient with a low count tends to have clearly abnormal cells, a reactive
+  patient with a high count clearly reactive ones. Neither the count alone
+  nor the morphology alone classifies every patient; together they do
+  better. On a full-size training set (113 + 50 patients, seed 0), a
+  cross-validated logistic regression reached a patient-level AUC of about
+  0.90 on the log count alone, 0.88 on two crude image measurements
+  averaged per patient (area of dark nuclear pixels, area of blue
+  cytoplasm) and 0.97 on the three together.
+
+Nothing else depends on the class: bag sizes, stain colour, background,
+illumination, focus blur, noise, red-cell density and the overall cell scale
+are drawn per patient from the same distributions for both classes (they make
+a patient's images recognisable, not its class). Test patients are drawn from
+the same mixture as the training ones (see :func:`plan_patients`).
+
+Everything is drawn from :class:`numpy.random.Generator` streams derived from
+the seed and the patient's identity (split, class and rank within them), so
+the same seed and spec give byte-identical files (on one platform with the
+same NumPy, OpenCV and Pillow), and one patient's attributes and images do not
+change when another patient is added; only the ``P`` numbers, which are dealt
+out by a shuffle over all patients, move.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import io as _io
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from ..io import atomic_directory, cache_dir, write_json
+from ..profiles import DlmiSpec, Profile, get_profile
+from .dlmi import (
+    CLINICAL_CSV,
+    CSV_COLUMNS,
+    REFERENCE_DATE,
+    TEST_CSV,
+    TEST_DIR,
+    TRAIN_CSV,
+    TRAIN_DIR,
+    TREE_NAME,
+)
+
+__all__ = [
+    "GENERATOR_VERSION",
+    "ROOT_NAME",
+    "TEST_LABELS_NAME",
+    "PatientStyle",
+    "PlannedPatient",
+    "cached_dlmi",
+    "draw_patient",
+    "generate_dlmi",
+    "hidden_labels_path",
+    "load_test_labels",
+    "plan_patients",
+    "render_image",
+]
+
+#: Bump whenever the generated images or the layout change: it is part of the
+#: cache key, so old cached copies are not mistaken for current ones.
+GENERATOR_VERSION = 1
+
+#: Name of the generated tree's top folder. The challenge gives no name of its
+#: own (its files unpack into whatever folder one chooses), so the short name
+#: of the data set is used; :func:`~cytobook.datasets.dlmi.load_dlmi` accepts
+#: this folder or its parent.
+ROOT_NAME = TREE_NAME
+
+#: File written *beside* the tree (``dest/dlmi_test_labels.csv``) with the true
+#: classes of the test patients, columns ``ID,LABEL`` (1 malignant, 0 reactive).
+#: It is not part of the challenge layout, which hides them.
+TEST_LABELS_NAME = "dlmi_test_labels.csv"
+
+#: JPEG quality of the generated images (the challenge's files are JPEGs of
+#: similar quality).
+JPEG_QUALITY = 90
+
+# Stream identifiers mixed into the seed; fixed numbers (not hash()) so that the
+# streams do not depend on PYTHONHASHSEED.
+_STREAM_LAYOUT = 1
+_STREAM_PATIENT = 2
+_SPLIT_CODE = {"train": 0, "test": 1}
+
+# Colours of a May-Grünwald-Giemsa smear as in CellaVision images (measured by
+# k-means on real lymphocyte images): the background is multiplied by
+# exp(-optical density) of whatever lies on it, channel by channel (R, G, B).
+_BACKGROUND = np.array([251.0, 227.0, 202.0])  # pinkish beige
+_BACKGROUND_LILAC = np.array([236.0, 229.0, 241.0])  # the greyish-lilac of other stainings
+_OD_NUCLEUS = np.array([1.0, 1.6, 0.38])  # dark purple-violet chromatin, about (80, 45, 138)
+_OD_RBC = np.array([0.20, 0.32, 0.18])  # pale red, about (205, 165, 168)
+_OD_CYTO = np.array([0.26, 0.20, -0.06])  # pale sky blue
+_OD_CYTO_BASOPHILIC = np.array([0.58, 0.40, -0.02])  # deeper blue of reactive cytoplasm
+
+#: Correlation between how typical of its class a patient's lymphocyte count
+#: is and how typical its morphology is (negative: one tends to make up for the other).
+COUNT_MORPHOLOGY_CORRELATION = -0.5
+
+
+# --------------------------------------------------------------------------- #
+# Per-patient attributes
+# --------------------------------------------------------------------------- #
+
+
+@dataclass(frozen=True)
+class PatientStyle:
+    """Everything drawn once per patient (by :func:`draw_patient`).
+
+    Attributes
+    ----------
+    malignant
+        True class: ``True`` for a malignant (tumoral) lymphocytosis.
+    tumoral
+        Latent tumoral-likeness of the patient's cells: positive pushes the bag
+        towards tumoral (CLL-like) cells, negative towards reactive ones.
+        Normal with mean +0.6 (malignant) or -0.6 (reactive) and spread 0.6.
+    p_tumoral, p_reactive
+        Probabilities that one of its cells is tumoral or reactive; the rest
+        look normal. Both follow from ``tumoral``.
+    p_smudge
+        Probability that a tumoral cell is a smudge cell (0.05-0.2).
+    lymph_count
+        Absolute lymphocyte count in 10⁹/L, rounded to 2 decimals.
+    age
+        Age in years at :data:`~cytobook.datasets.dlmi.REFERENCE_DATE`.
+    male
+        Sex (``GENDER`` ``M`` when true).
+    n_images
+        Bag size, uniform in the spec's ``images_per_patient``.
+    background
+        RGB of the empty smear (before illumination), 0-255.
+    stain
+        Multiplicative factors on the (R, G, B) optical densities of nucleus
+        and cytoplasm: the patient's staining.
+    rbc_stain
+        The same for the red blood cells.
+    rbc_per_image
+        Mean number of red blood cells whose centre falls in or near a frame.
+    blur
+        Focus blur, a Gaussian sigma in units of the image side.
+    noise
+        Standard deviation of the pixel noise in 0-255 grey levels.
+    scale
+        Factor on the lymphocyte's size (class-independent).
+    """
+
+    malignant: bool
+    tumoral: float
+    p_tumoral: float
+    p_reactive: float
+    p_smudge: float
+    lymph_count: float
+    age: float
+    male: bool
+    n_images: int
+    background: tuple[float, float, float]
+    stain: tuple[float, float, float]
+    rbc_stain: tuple[float, float, float]
+    rbc_per_image: float
+    blur: float
+    noise: float
+    scale: float
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def draw_patient(
+    rng: np.random.Generator, malignant: bool, images_per_patient: tuple[int, int]
+) -> PatientStyle:
+    """Draw the clinical attributes, cell mixture and imaging style of one patient.
+
+    Parameters
+    ----------
+    rng
+        The patient's own stream; the same number of values is drawn for both
+        classes.
+    malignant
+        ``True`` for a malignant, ``False`` for a reactive lymphocytosis.
+    images_per_patient
+        Inclusive range of the bag size.
+
+    Returns
+    -------
+    PatientStyle
+        See its attributes for the distributions.
+    """
+    sign = 1.0 if malignant else -1.0
+    # How typical of its class the patient's count and morphology are, each
+    # standard normal, negatively correlated (see the module docstring).
+    rho = COUNT_MORPHOLOGY_CORRELATION
+    g1, g2 = rng.standard_normal(2).tolist()
+    count_typical = g1
+    morph_typical = rho * g1 + math.sqrt(1.0 - rho * rho) * g2
+
+    # Typical malignant counts are high, typical reactive ones low.
+    if malignant:
+        log_count = math.log(30.0) + 0.8 * count_typical
+    else:
+        log_count = math.log(8.0) - 0.55 * count_typical
+    lymph_count = round(float(np.clip(math.exp(log_count), 2.0, 295.0)), 2)
+
+    tumoral = sign * (0.6 + 0.6 * morph_typical)
+    p_tumoral = 0.9 * _sigmoid(2.5 * (tumoral - 0.3))
+    p_reactive = 0.8 * _sigmoid(2.5 * (-tumoral - 0.3))
+    p_smudge = float(rng.uniform(0.05, 0.2))
+
+    age_mean, age_sd = (71.0, 11.0) if malignant else (57.0, 17.0)
+    age = float(np.clip(rng.normal(age_mean, age_sd), 18.5, 97.5))
+    male = bool(rng.random() < (0.6 if malignant else 0.45))
+
+    low, high = images_per_patient
+    n_images = int(rng.integers(low, high + 1))
+
+    # Imaging style: class-independent.
+    lilac = float(rng.uniform(0.0, 1.0) ** 3)  # mostly beige, a few greyish-lilac smears
+    background = (1.0 - lilac) * _BACKGROUND + lilac * _BACKGROUND_LILAC
+    background = background * rng.uniform(0.97, 1.015) * np.exp(rng.normal(0.0, 0.012, size=3))
+    stain = np.exp(rng.normal(0.0, 0.07, size=3)) * rng.uniform(0.85, 1.12)
+    rbc_stain = np.exp(rng.normal(0.0, 0.08, size=3)) * rng.uniform(0.75, 1.2)
+    rbc_per_image = float(rng.uniform(5.0, 11.0))
+    blur = float(rng.uniform(0.0012, 0.0045))
+    noise = float(rng.uniform(0.8, 2.5))
+    scale = float(math.exp(rng.normal(0.0, 0.05)))
+    return PatientStyle(
+        malignant=bool(malignant),
+        tumoral=float(tumoral),
+        p_tumoral=float(p_tumoral),
+        p_reactive=float(p_reactive),
+        p_smudge=p_smudge,
+        lymph_count=lymph_count,
+        age=age,
+        male=male,
+        n_images=n_images,
+        background=tuple(float(v) for v in np.clip(background, 0.0, 255.0)),  # type: ignore[arg-type]
+        stain=tuple(float(v) for v in stain),  # type: ignore[arg-type]
+        rbc_stain=tuple(float(v) for v in rbc_stain),  # type: ignore[arg-type]
+        rbc_per_image=rbc_per_image,
+        blur=blur,
+        noise=noise,
+        scale=scale,
+    )
+
+
+# --------------------------------------------------------------------------- #
+# Drawing one image
+# --------------------------------------------------------------------------- #
+
+_N_ANGLES = 360
+_ANGLES = np.linspace(0.0, 2.0 * np.pi, _N_ANGLES, endpoint=False)
+_COS = np.cos(np.arange(10)[:, None] * _ANGLES[None, :])
+_SIN = np.sin(np.arange(10)[:, None] * _ANGLES[None, :])
+
+
+def _harmonics(rng: np.random.Generator, amplitudes: np.ndarray, first: int) -> np.ndarray:
+    """Periodic function of the angle (on :data:`_ANGLES`): cosines of orders ``first...`` with random phases."""
+    orders = slice(first, first + len(amplitudes))
+    phases = rng.uniform(0.0, 2.0 * np.pi, size=len(amplitudes))
+    return (amplitudes * np.cos(phases)) @ _COS[orders] - (amplitudes * np.sin(phases)) @ _SIN[orders]
+
+
+def _notch(rng: np.random.Generator, depth: float, width: float) -> np.ndarray:
+    """Factor on a radius table that carves one smooth indentation."""
+    delta = np.angle(np.exp(1j * (_ANGLES - rng.uniform(0.0, 2.0 * np.pi))))
+    return 1.0 - depth * np.exp(-0.5 * (delta / width) ** 2)
+
+
+def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
+    """Gaussian-blurred white noise rescaled to unit standard deviation (``float32``)."""
+    h, w = shape
+    if sigma > 6.0:  # draw coarse and resize: as smooth, far cheaper than a large kernel
+        step = sigma / 3.0
+        small = (max(2, int(math.ceil(h / step))), max(2, int(math.ceil(w / step))))
+        field = cv2.GaussianBlur(rng.standard_normal(small, dtype=np.float32), (0, 0), 3.0)
+        field = cv2.resize(field, (w, h), interpolation=cv2.INTER_CUBIC)
+    else:
+        field = rng.standard_normal(shape, dtype=np.float32)
+        if sigma > 0.3:
+            field = cv2.GaussianBlur(field, (0, 0), sigma)
+    std = float(field.std())
+    return field / np.float32(std) if std > 0 else field
+
+
+def _polar(
+    dx: np.ndarray, dy: np.ndarray, tables: list[np.ndarray]
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Distance from the origin and each periodic radius table read at the pixels' angles."""
+    rho = np.sqrt(dx * dx + dy * dy)
+    theta = np.arctan2(dy, dx)
+    index = (theta * np.float32(_N_ANGLES / (2.0 * np.pi))).astype(np.int32) % _N_ANGLES
+    return rho, [table.astype(np.float32)[index] for table in tables]
+
+
+def _draw_red_cells(rng: np.random.Generator, style: PatientStyle, size: int, out: np.ndarray) -> None:
+    """Add the optical-density profile of the frame's red blood cells to ``out`` (in place).
+
+    Each cell is a slightly elliptic disc, thicker (darker) towards its rim
+    with a pale centre; overlapping cells add up, as in a real smear.
+    """
+    s = float(size)
+    count = int(rng.poisson(style.rbc_per_image))
+    placed: list[tuple[float, float, float]] = []
+    for _ in range(count):
+        # Red cells in a smear touch or overlap a little, rarely much: a
+        # candidate too close to one already placed is moved (a few tries).
+        for _attempt in range(4):
+            cx, cy = rng.uniform(-0.12 * s, 1.12 * s, size=2).tolist()
+            radius = s * rng.uniform(0.15, 0.185)
+            if all(math.hypot(cx - x, cy - y) > 0.8 * (radius + r) for x, y, r in placed):
+                break
+        placed.append((cx, cy, radius))
+        ratio = rng.uniform(1.0, 1.12)
+        angle = rng.uniform(0.0, np.pi)
+        pallor = rng.uniform(0.5, 0.85)
+        weight = rng.uniform(0.85, 1.15)
+        reach = radius * ratio + 2.0
+        x0, x1 = max(0, int(cx - reach)), min(size, int(cx + reach) + 1)
+        y0, y1 = max(0, int(cy - reach)), min(size, int(cy + reach) + 1)
+        if x0 >= x1 or y0 >= y1:
+            continue
+        dx = (np.arange(x0, x1, dtype=np.float32) + np.float32(0.5 - cx))[None, :]
+        dy = (np.arange(y0, y1, dtype=np.float32) + np.float32(0.5 - cy))[:, None]
+        c, si = np.float32(math.cos(angle)), np.float32(math.sin(angle))
+        u = (dx * c + dy * si) / np.float32(radius * ratio)
+        v = (dy * c - dx * si) / np.float32(radius)
+        d = np.sqrt(u * u + v * v)
+        body = np.clip((1.0 - d) * np.float32(radius / 1.2), 0.0, 1.0)  # about a pixel of anti-aliasing
+        # Biconcave: thin pale centre, thick rim.
+        thickness = 1.0 - np.float32(pallor) * np.exp(-((d / np.float32(0.5)) ** 3)) + 0.25 * np.exp(
+            -(((d - np.float32(0.9)) / np.float32(0.07)) ** 2)
+        )
+        out[y0:y1, x0:x1] += np.float32(weight) * body * thickness
+
+
+def _draw_platelets(rng: np.random.Generator, size: int, out: np.ndarray) -> None:
+    """Now and then one to three small granular purple platelets (added to the nucleus density)."""
+    s = float(size)
+    if rng.random() >= 0.3:
+        return
+    for _ in range(int(rng.integers(1, 4))):
+        cx, cy = rng.uniform(0.0, s, size=2).tolist()
+        radius = s * rng.uniform(0.01, 0.02)
+        reach = radius * 2.0 + 2.0
+        x0, x1 = max(0, int(cx - reach)), min(size, int(cx + reach) + 1)
+        y0, y1 = max(0, int(cy - reach)), min(size, int(cy + reach) + 1)
+        if x0 >= x1 or y0 >= y1:
+            continue
+        dx = (np.arange(x0, x1, dtype=np.float32) + np.float32(0.5 - cx))[None, :]
+        dy = (np.arange(y0, y1, dtype=np.float32) + np.float32(0.5 - cy))[:, None]
+        d = np.sqrt(dx * dx + dy * dy) / np.float32(radius)
+        grain = 0.6 + 0.4 * rng.random((y1 - y0, x1 - x0), dtype=np.float32)
+        out[y0:y1, x0:x1] = np.maximum(out[y0:y1, x0:x1], 0.55 * np.clip(1.5 - d, 0.0, 1.0) * grain)
+
+
+def _cell_kind(rng: np.random.Generator, style: PatientStyle) -> tuple[str, float]:
+    """Kind of the frame's lymphocyte and its morphology value ``m`` (+1 tumoral, 0 normal, -1 reactive)."""
+    u = rng.random()
+    smudge = rng.random() < style.p_smudge
+    if u < style.p_tumoral:
+        m = float(np.clip(rng.normal(0.85, 0.2), 0.35, 1.3))
+        return ("smudge" if smudge else "tumoral"), m
+    if u < style.p_tumoral + style.p_reactive:
+        return "reactive", float(np.clip(rng.normal(-0.85, 0.25), -1.4, -0.35))
+    return "normal", float(np.clip(rng.normal(0.0, 0.2), -0.45, 0.45))
+
+
+def render_image(rng: np.random.Generator, style: PatientStyle, size: int) -> np.ndarray:
+    """Draw one smear image centred on a lymphocyte, as in the DLMI 2023 data.
+
+    Everything is drawn as optical density (OD) maps: red blood cells,
+    platelets, cytoplasm and nucleus, each multiplied by its colour's OD
+    vector; the image is the background times ``exp(-OD)``, then focus blur
+    and pixel noise. The lymphocyte hides what lies under it.
+
+    Parameters
+    ----------
+    rng
+        The patient's stream (advanced by one image).
+    style
+        The patient's attributes, from :func:`draw_patient`.
+    size
+        Side of the square image in pixels; every length scales with it.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``uint8`` RGB array of shape ``(size, size, 3)``.
+    """
+    s = float(size)
+    kind, m = _cell_kind(rng, style)
+    p, r = max(m, 0.0), max(-m, 0.0)  # how tumoral, how reactive
+
+    rbc = np.zeros((size, size), np.float32)
+    _draw_red_cells(rng, style, size, rbc)
+    platelets = np.zeros((size, size), np.float32)
+    _draw_platelets(rng, size, platelets)
+
+    # -- Geometry of the lymphocyte ------------------------------------------ #
+    r_nucleus = s * style.scale * (0.165 - 0.022 * p + 0.03 * r) * math.exp(rng.normal(0.0, 0.06))
+    smudged = kind == "smudge"
+    if smudged:
+        r_nucleus *= rng.uniform(1.2, 1.6)  # spread out when the cell ruptured
+        rim = 0.0
+    else:
+        rim = (0.25 - 0.15 * p + 0.42 * r) * math.exp(rng.normal(0.0, 0.2))
+    # Nucleus outline: slight elongation, irregularity growing with reactivity
+    # (smudge cells: very irregular), and sometimes an indentation.
+    elongation = rng.uniform(0.0, 0.2 if smudged else 0.08)
+    irregular = 0.06 if smudged else 0.012 + 0.008 * (1.0 - p) + 0.03 * r
+    orders = np.arange(3, 8)
+    amps = np.abs(rng.normal(0.0, 1.0, size=len(orders))) * irregular / (orders / 3.0)
+    table_n = 1.0 + _harmonics(rng, np.array([elongation]), 2) + _harmonics(rng, amps, 3)
+    if rng.random() < 0.04 + 0.45 * r and not smudged:
+        table_n = table_n * _notch(rng, rng.uniform(0.15, 0.35), rng.uniform(0.25, 0.5))
+    table_n = np.maximum(table_n, 0.5) * r_nucleus
+    # Cytoplasm outline around the cell centre; the nucleus sits off-centre
+    # (more so in reactive cells), and reactive cytoplasm is scalloped.
+    cyto_amps = np.abs(rng.normal(0.0, 1.0, size=5)) * (0.015 + 0.035 * r)
+    table_c = (1.0 + _harmonics(rng, cyto_amps, 2)) * r_nucleus * (1.0 + rim)
+    offset = (r_nucleus * rim) * rng.uniform(0.0, 0.25 + 0.45 * r)
+    direction = rng.uniform(0.0, 2.0 * np.pi)
+    extent = max(float(table_c.max()), float(table_n.max()) + offset) + 3.0
+    # The cell centre, near the frame centre and fully in view where possible.
+    room = max(0.0, s / 2.0 - extent - 2.0)
+    cx, cy = (s / 2.0 + np.clip(rng.normal(0.0, 0.03 * s, size=2), -room, room)).tolist()
+    nx, ny = cx + offset * math.cos(direction), cy + offset * math.sin(direction)
+
+    x0, x1 = max(0, int(cx - extent)), min(size, int(cx + extent) + 1)
+    y0, y1 = max(0, int(cy - extent)), min(size, int(cy + extent) + 1)
+    box = (y1 - y0, x1 - x0)
+    xs = np.arange(x0, x1, dtype=np.float32) + np.float32(0.5)
+    ys = np.arange(y0, y1, dtype=np.float32) + np.float32(0.5)
+    rho_n, (rn,) = _polar((xs - np.float32(nx))[None, :], (ys - np.float32(ny))[:, None], [table_n])
+    edge = 0.004 * s + 0.4
+    if smudged:
+        edge *= 4.0  # ragged, smeared border
+    alpha_n = np.clip((rn - rho_n) / np.float32(edge) + 0.5, 0.0, 1.0)
+
+    # -- Chromatin ------------------------------------------------------------- #
+    # Coarse clumps with pale gaps (tumoral, mature) against finer, more even
+    # chromatin (reactive); a darker band along the nuclear membrane.
+    coarse = float(np.clip(0.5 + 0.45 * p - 0.45 * r + rng.normal(0.0, 0.1), 0.0, 1.0))
+    fine = _smooth_noise(rng, box, 0.0045 * s)
+    if smudged:
+        # Faint strands of spilled chromatin: noise blurred along a random
+        # direction, with pale blotches; the whole nucleus pale.
+        streak = cv2.GaussianBlur(rng.standard_normal(box, dtype=np.float32), (0, 0), sigmaX=0.02 * s, sigmaY=0.005 * s)
+        turn = cv2.getRotationMatrix2D((box[1] / 2.0, box[0] / 2.0), float(rng.uniform(0.0, 180.0)), 1.0)
+        streak = cv2.warpAffine(streak, turn, (box[1], box[0]), borderMode=cv2.BORDER_REFLECT)
+        streak /= np.float32(max(float(streak.std()), 1e-6))
+        texture = 0.25 * streak + 0.3 * _smooth_noise(rng, box, 0.02 * s) + 0.1 * fine
+        density = rng.uniform(0.3, 0.5)
+    else:
+        clumps = np.tanh(1.6 * _smooth_noise(rng, box, 0.011 * s))
+        texture = np.float32(0.36 * coarse) * clumps + np.float32(0.1 + 0.08 * (1.0 - coarse)) * fine
+        texture = texture + 0.18 * np.exp(-(rn - rho_n) / np.float32(0.02 * s))
+        density = (1.0 + 0.12 * p - 0.12 * r) * math.exp(rng.normal(0.0, 0.05))
+    nucleus = alpha_n * np.float32(density) * np.maximum(1.0 + texture, 0.05)
+
+    # -- Cytoplasm ------------------------------------------------------------- #
+    if smudged:
+        alpha_c = alpha_n
+        cytoplasm = np.zeros(box, np.float32)
+    else:
+        rho_c, (rc,) = _polar((xs - np.float32(cx))[None, :], (ys - np.float32(cy))[:, None], [table_c])
+        alpha_c = np.maximum(np.clip((rc - rho_c) / np.float32(edge) + 0.5, 0.0, 1.0), alpha_n)
+        # Basophilic (bluer, denser) towards the edge in reactive cells.
+        border = np.float32(0.6 * r) * np.exp(-np.maximum(rc - rho_c, 0.0) / np.float32(0.025 * s))
+        cyto_density = np.float32(rng.uniform(0.8, 1.1) * (1.0 - 0.25 * p))
+        cytoplasm = (alpha_c - alpha_n) * cyto_density * (1.0 + 0.08 * fine + border)
+    basophilia = min(1.0, 1.1 * r)
+    cyto_od = (1.0 - basophilia) * _OD_CYTO + basophilia * _OD_CYTO_BASOPHILIC
+
+    # -- Composition ----------------------------------------------------------- #
+    stain = np.asarray(style.stain)
+    nucleus_od = _OD_NUCLEUS * stain
+    cyto_od = cyto_od * stain
+    rbc_od = _OD_RBC * np.asarray(style.rbc_stain)
+    illumination = 1.0 + 0.025 * _smooth_noise(rng, (size, size), 0.15 * s)
+    rbc[y0:y1, x0:x1] *= 1.0 - alpha_c  # the lymphocyte lies on top
+    platelets[y0:y1, x0:x1] *= 1.0 - alpha_c
+    channels = []
+    for c in range(3):
+        od = rbc * np.float32(rbc_od[c]) + platelets * np.float32(nucleus_od[c])
+        od[y0:y1, x0:x1] += nucleus * np.float32(nucleus_od[c]) + cytoplasm * np.float32(cyto_od[c])
+        channels.append(np.float32(style.background[c]) * illumination * np.exp(-od))
+    image = np.stack(channels, axis=2)
+    sigma = style.blur * s
+    if sigma > 0.3:
+        image = cv2.GaussianBlur(image, (0, 0), sigma)
+    # Uniform pixel noise of the patient's standard deviation (a normal one
+    # costs six times as much to draw and looks the same after JPEG coding).
+    image += np.float32(style.noise * math.sqrt(12.0)) * (rng.random(image.shape, dtype=np.float32) - np.float32(0.5))
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------- #
+# Layout
+# --------------------------------------------------------------------------- #
+
+
+@dataclass(frozen=True)
+class PlannedPatient:
+    """One patient of a generated tree, before anything is drawn.
+
+    Attributes
+    ----------
+    patient_id
+        ``"P<number>"``; numbers ``0 ... n-1`` are dealt out by a shuffle.
+    split
+        ``"train"`` or ``"test"``.
+    malignant
+        True class (written as ``LABEL`` only for training patients).
+    rank
+        Position among the patients of the same split and class; with the
+        seed, split and class it keys the patient's random stream.
+    """
+
+    patient_id: str
+    split: str
+    malignant: bool
+    rank: int
+
+    @property
+    def label(self) -> int:
+        """True class, 1 malignant or 0 reactive."""
+        return int(self.malignant)
+
+
+def _test_malignant(spec: DlmiSpec) -> int:
+    """Malignant test patients: the training proportion, at least one of each class when possible."""
+    n_malignant, n_reactive = spec.train_patients
+    n = spec.test_patients
+    count = int(math.floor(n * n_malignant / (n_malignant + n_reactive) + 0.5))
+    if n >= 2:
+        count = min(max(count, 1), n - 1)
+    return count
+
+
+def plan_patients(spec: DlmiSpec, seed: int = 0) -> list[PlannedPatient]:
+    """Patients of the tree :func:`generate_dlmi` writes, in ``clinical_annotation.csv`` row order.
+
+    The test patients come from the same mixture as the training ones: the
+    malignant share of the test set is the training share, rounded (at least
+    one patient of each class when there are two or more test patients).
+    ``P`` numbers and row order are shuffled, so test patients are interleaved
+    with training ones as in the real file.
+
+    Parameters
+    ----------
+    spec
+        Patient counts.
+    seed
+        Generator seed.
+
+    Returns
+    -------
+    list of PlannedPatient
+    """
+    _check_spec(spec)
+    n_malignant, n_reactive = spec.train_patients
+    test_malignant = _test_malignant(spec)
+    groups = (
+        ("train", True, n_malignant),
+        ("train", False, n_reactive),
+        ("test", True, test_malignant),
+        ("test", False, spec.test_patients - test_malignant),
+    )
+    keys = [(split, malignant, rank) for split, malignant, count in groups for rank in range(count)]
+    rng = np.random.default_rng(np.random.SeedSequence([seed, _STREAM_LAYOUT]))
+    numbers = rng.permutation(len(keys)).tolist()
+    order = rng.permutation(len(keys)).tolist()
+    return [PlannedPatient(f"P{numbers[i]}", *keys[i]) for i in order]
+
+
+def _patient_rng(seed: int, patient: PlannedPatient) -> np.random.Generator:
+    key = [seed, _STREAM_PATIENT, _SPLIT_CODE[patient.split], int(patient.malignant), patient.rank]
+    return np.random.default_rng(np.random.SeedSequence(key))
+
+
+def _check_spec(spec: DlmiSpec) -> None:
+    low, high = spec.images_per_patient
+    if not 1 <= low <= high:
+        raise ValueError(f"images_per_patient must satisfy 1 <= low <= high, got {spec.images_per_patient}")
+    if spec.image_size < 64:
+        raise ValueError(f"image_size must be at least 64 pixels, got {spec.image_size}")
+    if min(spec.train_patients) < 1 or spec.test_patients < 0:
+        raise ValueError(
+            f"expected at least one malignant and one reactive training patient and a non-negative "
+            f"number of test patients, got train_patients={spec.train_patients}, "
+            f"test_patients={spec.test_patients}"
+        )
+
+
+def _format_dob(date: _dt.date, slashed: bool) -> str:
+    """``M/D/YYYY`` unpadded (``11/3/1933``) or ``DD-MM-YYYY`` (``27-08-1951``), as in the real file."""
+    if slashed:
+        return f"{date.month}/{date.day}/{date.year}"
+    return f"{date.day:02d}-{date.month:02d}-{date.year}"
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write a text file atomically (a temporary file beside it, then renamed)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _csv_text(header: list[str], rows: list[list]) -> str:
+    buffer = _io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _write_jpeg(path: Path, image: np.ndarray) -> None:
+    # Inside the tree being built under a temporary name: no per-file rename needed.
+    Image.fromarray(image).save(path, format="JPEG", quality=JPEG_QUALITY)
+
+
+def generate_dlmi(dest: str | Path, spec: DlmiSpec, seed: int = 0) -> Path:
+    """Write a generated DLMI 2023 tree to ``dest/dlmi`` and the test labels beside it.
+
+    Parameters
+    ----------
+    dest
+        Folder that receives ``dlmi/`` and :data:`TEST_LABELS_NAME`; created
+        if missing.
+    spec
+        Patient counts, bag sizes and image size (see
+        :class:`~cytobook.profiles.DlmiSpec`).
+    seed
+        Non-negative seed; the same seed and spec give byte-identical files.
+
+    Returns
+    -------
+    pathlib.Path
+        The ``dlmi`` folder.
+
+    Raises
+    ------
+    FileExistsError
+        If ``dest/dlmi`` already exists (it is never overwritten).
+    ValueError
+        If the spec or the seed is invalid.
+
+    Notes
+    -----
+    The tree is built under a temporary name beside its final place and
+    renamed at the end, so an interrupted run leaves no tree behind. Images
+    are named ``000000.jpg, 000001.jpg, ...`` within each patient's folder.
+    About half the dates of birth are written ``M/D/YYYY`` and half
+    ``DD-MM-YYYY`` (both always occur when there are two patients or more),
+    and the first female patient in row order is written ``f``.
+    """
+    _check_spec(spec)
+    if seed < 0:
+        raise ValueError(f"seed must be non-negative, got {seed}")
+    dest = Path(dest)
+    final = dest / ROOT_NAME
+    if final.exists():
+        raise FileExistsError(f"{final} already exists; remove it or choose another destination")
+
+    plans = plan_patients(spec, seed)
+    patients = []
+    for plan in plans:
+        rng = _patient_rng(seed, plan)
+        patients.append((plan, rng, draw_patient(rng, plan.malignant, spec.images_per_patient)))
+
+    # Quirks of the CSV, decided per row from the layout stream.
+    layout = np.random.default_rng(np.random.SeedSequence([seed, _STREAM_LAYOUT, 1]))
+    slashed = (layout.random(len(plans)) < 0.5).tolist()
+    if len(plans) >= 2 and len(set(slashed)) == 1:
+        slashed[-1] = not slashed[-1]
+    lowercase = next((i for i, (_, _, style) in enumerate(patients) if not style.male), None)
+
+    rows = []
+    for index, (plan, _, style) in enumerate(patients):
+        dob = REFERENCE_DATE - _dt.timedelta(days=int(round(style.age * 365.2425)))
+        gender = "M" if style.male else ("f" if index == lowercase else "F")
+        label = plan.label if plan.split == "train" else -1
+        rows.append([plan.patient_id, label, gender, _format_dob(dob, slashed[index]), repr(style.lymph_count)])
+
+    with atomic_directory(final) as root:
+        folders = {"train": root / TRAIN_DIR, "test": root / TEST_DIR}
+        for folder in folders.values():
+            folder.mkdir()
+        for plan, rng, style in patients:
+            folder = folders[plan.split] / plan.patient_id
+            folder.mkdir()
+            for k in range(style.n_images):
+                _write_jpeg(folder / f"{k:06d}.jpg", render_image(rng, style, spec.image_size))
+
+        header = list(CSV_COLUMNS)
+        (root / CLINICAL_CSV).write_text(
+            _csv_text(["", *header], [[i, *row] for i, row in enumerate(rows)])
+        )
+        for split, name in (("train", TRAIN_CSV), ("test", TEST_CSV)):
+            subset = [row for (plan, _, _), row in zip(patients, rows) if plan.split == split]
+            (folders[split] / name).write_text(_csv_text(header, subset))
+        # Beside the tree, not in it: the challenge layout hides these labels.
+        truth = sorted(((int(plan.patient_id[1:]), plan) for plan, _, _ in patients if plan.split == "test"))
+        _write_text(
+            dest / TEST_LABELS_NAME,
+            _csv_text(["ID", "LABEL"], [[plan.patient_id, plan.label] for _, plan in truth]),
+        )
+    return final
+
+
+def hidden_labels_path(root: str | Path) -> Path:
+    """Where :func:`generate_dlmi` put the test labels of the tree ``root`` (beside it)."""
+    return Path(root).parent / TEST_LABELS_NAME
+
+
+def load_test_labels(root: str | Path) -> pd.DataFrame:
+    """True classes of a generated tree's test patients.
+
+    Parameters
+    ----------
+    root
+        The generated ``dlmi`` folder.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``patient_id`` (str) and ``label`` (int, 1 malignant, 0
+        reactive), by patient number.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no :data:`TEST_LABELS_NAME` beside ``root`` (the real
+        data has none: its test labels are hidden).
+    ValueError
+        If the file lacks the ``ID`` and ``LABEL`` columns.
+    """
+    path = hidden_labels_path(root)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} does not exist; expected the test labels written beside a generated {ROOT_NAME} "
+            "tree (real DLMI data has no test labels)"
+        )
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if list(table.columns) != ["ID", "LABEL"]:
+        raise ValueError(f"{path}: expected columns ID, LABEL, found {', '.join(map(str, table.columns))}")
+    return pd.DataFrame(
+        {"patient_id": table["ID"].astype("str"), "label": table["LABEL"].astype(int).astype("int64")}
+    )
+
+
+def cached_dlmi(profile: str | Profile, seed: int = 0) -> Path:
+    """Return the generated DLMI tree of a profile, generating it on first use.
+
+    Parameters
+    ----------
+    profile
+        Profile or profile name (resolved by :func:`~cytobook.profiles.get_profile`);
+        its ``dlmi`` spec sets the size.
+    seed
+        Generator seed.
+
+    Returns
+    -------
+    pathlib.Path
+        ``cache_dir() / "dlmi" / f"{name}-seed{seed}-v{GENERATOR_VERSION}" / "dlmi"``;
+        the test labels lie beside it (:func:`load_test_labels`).
+
+    Raises
+    ------
+    ValueError
+        If the cached copy was generated from a different spec under the same
+        profile name (the cache key does not include the spec, so this is
+        refused rather than silently returning data of the wrong size).
+    """
+    if isinstance(profile, str):
+        profile = get_profile(profile)
+    folder = cache_dir() / "dlmi" / f"{profile.name}-seed{seed}-v{GENERATOR_VERSION}"
+    spec_record = _spec_record(profile.dlmi, seed)
+    if not (folder / ROOT_NAME).is_dir():
+        # The tree, its test labels and the record of its spec appear together or not at all.
+        with atomic_directory(folder) as tmp:
+            generate_dlmi(tmp, profile.dlmi, seed)
+            write_json(tmp / "spec.json", spec_record)
+        if not (folder / ROOT_NAME).is_dir():  # a stray folder of that name, kept by atomic_directory
+            raise FileExistsError(f"{folder} exists but holds no {ROOT_NAME}; delete it and try again")
+    recorded = folder / "spec.json"
+    if recorded.is_file():
+        found = json.loads(recorded.read_text())
+        if found != spec_record:
+            raise ValueError(
+                f"{folder} was generated for a different spec ({found}) than profile {profile.name!r} "
+                f"now asks for ({spec_record}); delete the folder or use another profile name"
+            )
+    return folder / ROOT_NAME
+
+
+def _spec_record(spec: DlmiSpec, seed: int) -> dict:
+    """JSON-comparable description of what a cached tree was made from."""
+    record = {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(spec).items()}
+    record.update(seed=seed, generator_version=GENERATOR_VERSION)
+    return record
