@@ -174,6 +174,21 @@ def test_encoders_map_images_to_vectors():
         mil.vit_small(30)
 
 
+def test_encode_instances_is_the_encoder_on_each_image_and_round_trips(tmp_path):
+    encoder = mil.resnet18_like(32, width=4)
+    bags = np.random.default_rng(0).integers(0, 255, (2, 3, 32, 32, 3)).astype("float32")
+    layer = mil.EncodeInstances(encoder)
+    encoded = keras.ops.convert_to_numpy(layer(bags))
+    each = encoder.predict(bags.reshape(6, 32, 32, 3), verbose=0).reshape(2, 3, -1)
+    np.testing.assert_allclose(encoded, each, rtol=1e-4, atol=1e-5)
+    model = mil.mixture_of_experts((3, 32, 32, 3), 2, encoder=encoder)
+    model.save(tmp_path / "mixture.keras")
+    loaded = keras.models.load_model(tmp_path / "mixture.keras")
+    inputs = {"instances": bags, "weights": np.full((2, 3), 1 / 3, "float32"),
+              "handmade": np.zeros((2, 3, 2), "float32"), "clinical": np.zeros((2, 2), "float32")}
+    np.testing.assert_allclose(loaded.predict(inputs, verbose=0)["p"], model.predict(inputs, verbose=0)["p"], rtol=1e-5)
+
+
 # --------------------------------------------------------------------------- #
 # Training, cross-validation, baselines                                       #
 # --------------------------------------------------------------------------- #

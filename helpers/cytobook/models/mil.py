@@ -59,6 +59,38 @@ class BagMean(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="cytobook")
+class EncodeInstances(keras.layers.Layer):
+    """Apply a per-image ``encoder`` to every image of a bag: ``(B, N, H, W, 3)`` to ``(B, N, D)``.
+
+    The bag axis is folded into the batch axis, so the encoder runs once on
+    ``B * N`` images. (``keras.layers.TimeDistributed`` unrolls a Python loop
+    over a static bag axis instead: ``N`` copies of the encoder in the graph,
+    which takes minutes to compile on a CPU.)
+    """
+
+    def __init__(self, encoder: keras.Model, **kwargs):
+        super().__init__(**kwargs)
+        self.encoder = encoder
+
+    def call(self, images, training=None):
+        shape = ops.shape(images)
+        flat = ops.reshape(images, (-1, *images.shape[2:]))
+        encoded = self.encoder(flat, training=training)
+        return ops.reshape(encoded, (shape[0], shape[1], encoded.shape[-1]))
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:2], self.encoder.output_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "encoder": keras.saving.serialize_keras_object(self.encoder)}
+
+    @classmethod
+    def from_config(cls, config):
+        config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="cytobook")
 class MixExperts(keras.layers.Layer):
     """``pi * p_image + (1 - pi) * p_scalar``, the mixture's output."""
 
@@ -231,7 +263,7 @@ def mixture_of_experts(
     outputs = {}
 
     if experts in ("mixture", "image"):
-        encoded = keras.layers.TimeDistributed(encoder, name="encoder")(instances) if encoder is not None else instances
+        encoded = EncodeInstances(encoder, name="encoder")(instances) if encoder is not None else instances
         image_features = BagMean(name="image_mean")(encoded, weights)
         if intermediate:
             image_features = keras.layers.Dense(intermediate, name="intermediate")(image_features)
