@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, replace
 
 import cv2
 import keras
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from sklearn.metrics import balanced_accuracy_score
@@ -376,9 +377,10 @@ def stratified_folds(labels: np.ndarray, n_folds: int, seed: int = 0) -> list[tu
 
 
 def stratified_holdout(labels: np.ndarray, fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``(keep, held_out)`` positions, ``fraction`` of each class held out."""
+    """``(keep, held_out)`` positions, ``fraction`` of each class held out (at least one patient of each)."""
     positions = np.arange(len(labels))
-    keep, held = train_test_split(positions, test_size=fraction, stratify=labels, random_state=seed)
+    n_held = max(int(round(fraction * len(labels))), len(np.unique(labels)))
+    keep, held = train_test_split(positions, test_size=n_held, stratify=labels, random_state=seed)
     return np.sort(keep), np.sort(held)
 
 
@@ -446,11 +448,23 @@ def cross_validate(
     return CvResult(name, pd.concat(tables).loc[bags.patient_ids], scores)
 
 
-def mil_fit_predict(build: Callable[[], keras.Model], spec: MilSpec, **train_options) -> Callable[[Bags, Bags, Bags, int], pd.DataFrame]:
-    """A ``fit_predict`` for :func:`cross_validate` that trains a multi-instance model."""
+def mil_fit_predict(
+    build: Callable[[], keras.Model],
+    spec: MilSpec,
+    histories: list[dict[str, list[float]]] | None = None,
+    **train_options,
+) -> Callable[[Bags, Bags, Bags, int], pd.DataFrame]:
+    """A ``fit_predict`` for :func:`cross_validate` that trains a multi-instance model.
+
+    Each fold's training history is appended to ``histories`` when given
+    (for learning curves); ``train_options`` go to :func:`train_mil`.
+    """
 
     def fit_predict(train: Bags, val: Bags, test: Bags, seed: int) -> pd.DataFrame:
-        return train_mil(build, train, val, spec, seed=seed, **train_options).predict(test)
+        trained = train_mil(build, train, val, spec, seed=seed, **train_options)
+        if histories is not None:
+            histories.append(trained.history)
+        return trained.predict(test)
 
     return fit_predict
 
@@ -486,3 +500,56 @@ def encode_images(encoder: keras.Model, bags: Bags, batch_size: int = 64) -> lis
     flat = np.concatenate(bags.instances)
     features = encoder.predict(flat, batch_size=batch_size, verbose=0).astype(np.float32)
     return bags.split_instances(features.reshape(len(flat), -1))
+
+
+# --------------------------------------------------------------------------- #
+# Reading the results                                                         #
+# --------------------------------------------------------------------------- #
+
+
+def cv_table(results: Sequence[CvResult]) -> pd.DataFrame:
+    """Balanced accuracy of each model: mean and standard deviation over the folds, and each fold."""
+    rows = {}
+    for result in results:
+        row = {"balanced accuracy": result.mean, "std": result.std}
+        row.update({f"fold {k}": score for k, score in enumerate(result.fold_scores)})
+        rows[result.name] = row
+    return pd.DataFrame(rows).T.round(4)
+
+
+def count_nmse(predictions: pd.DataFrame) -> float:
+    """Normalised MSE of a multitask model's count predictions, on the log scale it is trained on.
+
+    ``mean((log ĉ - log c)²) / var(log c)``: 1 for a model that always
+    predicts the mean log count, 0 for a perfect one.
+    """
+    if "count" not in predictions:
+        raise KeyError("these predictions have no 'count' column: the model is not multitask")
+    true, predicted = np.log(predictions["lymph_count"].to_numpy()), np.log(predictions["count"].to_numpy())
+    return float(np.mean((predicted - true) ** 2) / np.var(true))
+
+
+def gate_figure(predictions: pd.DataFrame, title: str) -> plt.Figure:
+    """The gate ``pi`` (weight of the image expert) per patient, against the lymphocyte count and the label.
+
+    Left: ``pi`` against the count, coloured by label, marked by whether the
+    mixture is right. Right: each expert's probability of malignancy against
+    ``pi``, to see whose answer the mixture takes where.
+    """
+    labels = predictions["label"].to_numpy()
+    right = (predictions["p"].to_numpy() > 0.5) == (labels == 1)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for label, name, colour in ((1, "malignant", "C3"), (0, "reactive", "C0")):
+        for correct, marker in ((True, "o"), (False, "x")):
+            rows = (labels == label) & (right == correct)
+            axes[0].scatter(predictions["lymph_count"][rows], predictions["pi"][rows], c=colour, marker=marker, s=22,
+                            label=f"{name}, {'right' if correct else 'wrong'}")
+    axes[0].set(xscale="log", xlabel="lymphocyte count (10⁹/L)", ylabel="π (weight of the image expert)", ylim=(-0.02, 1.02))
+    axes[0].legend(fontsize=7)
+    axes[1].scatter(predictions["pi"], predictions["p_image"], s=18, label="image expert", c="C2")
+    axes[1].scatter(predictions["pi"], predictions["p_scalar"], s=18, marker="s", label="scalar expert", c="C1")
+    axes[1].set(xlabel="π", ylabel="P(malignant)", ylim=(-0.02, 1.02))
+    axes[1].legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

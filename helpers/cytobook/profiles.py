@@ -82,6 +82,18 @@ class MilSpec:
     max_instances
         Largest bag fed to a model; larger bags are subsampled at random each
         time they are drawn (a bound on memory, not part of the method).
+    encoder_width
+        Channels of the first stage of the ResNet-18-like image encoder (64 in
+        ResNet-18; narrower to train on a CPU).
+    vit
+        ``(dim, depth, heads)`` of the ViT encoder ((384, 12, 6) is ViT-Small).
+    vit_patch
+        Patch side of the ViT in pixels (16 in ViT-Small/16).
+    lora_rank
+        Rank of the LoRA adapters of the ViT.
+    convnext
+        The ConvNeXt of :data:`cytobook.weights.ARCHITECTURES` compared as a
+        tuned and a frozen backbone.
     """
 
     image_size: int = 224
@@ -92,6 +104,11 @@ class MilSpec:
     stop_patience: int = 10
     cv_folds: int = 5
     max_instances: int = 128
+    encoder_width: int = 64
+    vit: tuple[int, int, int] = (384, 12, 6)
+    vit_patch: int = 16
+    lora_rank: int = 8
+    convnext: str = "convnext_tiny"
 
 
 @dataclass(frozen=True)
@@ -154,7 +171,8 @@ PROFILES: dict[str, Profile] = {
         patience=None,
         imagenet_required=False,
         dlmi=DlmiSpec(train_patients=(6, 4), test_patients=3, images_per_patient=(3, 6)),
-        mil=MilSpec(image_size=32, epochs=1, bags_per_step=4, cv_folds=2, max_instances=8),
+        mil=MilSpec(image_size=32, epochs=1, bags_per_step=4, cv_folds=2, max_instances=8, encoder_width=8,
+                    vit=(32, 2, 2), lora_rank=2),
     ),
     "demo": Profile(
         name="demo",
@@ -173,7 +191,9 @@ PROFILES: dict[str, Profile] = {
         patience=8,
         imagenet_required=False,
         dlmi=DlmiSpec(train_patients=(42, 18), test_patients=12, images_per_patient=(12, 40)),
-        mil=MilSpec(image_size=64, epochs=40, bags_per_step=8, max_instances=32),
+        # Each of the chapter's trainable models runs 5 folds: few short epochs, small bags and a narrow encoder.
+        mil=MilSpec(image_size=64, epochs=12, bags_per_step=4, lr_patience=3, stop_patience=5, max_instances=16,
+                    encoder_width=16, vit=(96, 4, 4), lora_rank=4),
     ),
     "full": Profile(
         name="full",

@@ -178,6 +178,43 @@ def vit_small(
     return keras.Model(inputs, outputs, name=name)
 
 
+def split_last_stage(base: keras.Model) -> tuple[keras.Model, keras.Model]:
+    """Cut a ``keras.applications`` ConvNeXt before its last stage: ``(front, last_stage)``.
+
+    ``last_stage(front(x))`` equals ``base(x)``, and both parts share
+    ``base``'s layers and weights. Fine-tuning only the last stage on the
+    cached outputs of the frozen front is how the lymphocytosis chapter tunes
+    a ConvNeXt on a CPU (*our choice*: the report does not say how much of it
+    was tuned).
+
+    Parameters
+    ----------
+    base
+        A ConvNeXt without its top, built with ``pooling="avg"`` (layer names
+        ``<model>_downsampling_block_<k>`` and ``<model>_stage_<s>_block_<j>_...``).
+
+    Raises
+    ------
+    ValueError
+        If ``base`` has no downsampling block (not a ConvNeXt).
+    """
+    names = [layer.name for layer in base.layers]
+    cuts = [i for i, layer_name in enumerate(names) if "_downsampling_block_" in layer_name]
+    if not cuts:
+        raise ValueError(f"{base.name} has no downsampling block: expected a keras.applications ConvNeXt")
+    front = keras.Model(base.input, base.layers[cuts[-1]].input, name=f"{base.name}_front")
+    inputs = keras.Input(front.output.shape[1:], name="stage_input")
+    x = base.layers[cuts[-1]](inputs)
+    residual = x
+    for layer in base.layers[cuts[-1] + 1 :]:
+        x = layer(x)
+        # Each ConvNeXt block ends on its identity (or stochastic depth) layer, then adds its input back.
+        if layer.name.endswith(("_identity", "_stochastic_depth")):
+            x = keras.layers.Add(name=f"{layer.name}_add")([residual, x])
+            residual = x
+    return front, keras.Model(inputs, x, name=f"{base.name}_last_stage")
+
+
 def enable_lora(encoder: keras.Model, rank: int = 8) -> int:
     """Freeze ``encoder`` and add LoRA adapters (Hu et al., 2022) to its attention.
 
