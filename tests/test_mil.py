@@ -262,3 +262,59 @@ def test_mixture_with_a_trainable_encoder_trains_under_jax():
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["backend"] == "jax"
     assert all(np.isfinite(result["loss"])) and all(0 <= p <= 1 for p in result["p"])
+
+
+# --------------------------------------------------------------------------- #
+# Backbones and result helpers of the lymphocytosis chapter                   #
+# --------------------------------------------------------------------------- #
+
+
+def test_convnext_split_before_its_last_stage_is_exact_and_shares_weights():
+    from cytobook.weights import build_backbone
+
+    base = build_backbone("convnext_tiny", (32, 32, 3), weights=None, pooling="avg")
+    front, last_stage = mil.split_last_stage(base)
+    images = np.random.default_rng(0).integers(0, 255, (2, 32, 32, 3)).astype("float32")
+    maps = front.predict(images, verbose=0)
+    assert maps.shape == (2, 2, 2, 384)  # stage 3 of 4 at 1/16 of the input
+    np.testing.assert_allclose(last_stage.predict(maps, verbose=0), base.predict(images, verbose=0), rtol=1e-4, atol=1e-5)
+    assert {id(w) for w in last_stage.weights} <= {id(w) for w in base.weights}
+    with pytest.raises(ValueError, match="ConvNeXt"):
+        mil.split_last_stage(mil.resnet18_like(32, width=4))
+
+
+def test_holdout_keeps_one_patient_of_each_class_even_when_the_fraction_rounds_to_less():
+    from cytobook.lymphocytosis import stratified_holdout
+
+    labels = np.array([1, 1, 1, 0, 0])
+    keep, held = stratified_holdout(labels, 0.2, seed=0)
+    assert sorted(set(labels[held])) == [0, 1] and len(keep) + len(held) == 5 and not set(keep) & set(held)
+
+
+def test_without_images_keeps_patients_and_handmade_features():
+    from cytobook.lymphocytosis import without_images
+
+    bags = make_bags(6)
+    bare = without_images(bags)
+    assert [len(i) for i in bare.instances] == [len(i) for i in bags.instances]
+    assert all(i.shape[1:] == (1,) and not i.any() for i in bare.instances)
+    assert bare.handmade is bags.handmade
+
+
+def test_cv_table_count_nmse_and_gate_figure():
+    from cytobook.lymphocytosis import CvResult, count_nmse, cv_table, gate_figure
+
+    predictions = pd.DataFrame({
+        "p": [0.9, 0.2, 0.7, 0.4], "pi": [0.8, 0.1, 0.5, 0.3], "p_image": [0.9, 0.4, 0.6, 0.5],
+        "p_scalar": [0.6, 0.2, 0.8, 0.4], "label": [1, 0, 1, 1], "lymph_count": [50.0, 5.0, 20.0, 10.0],
+    })
+    table = cv_table([CvResult("a", predictions, [0.5, 1.0])])
+    assert table.loc["a", "balanced accuracy"] == 0.75 and table.loc["a", "fold 1"] == 1.0
+    exact = predictions.assign(count=predictions["lymph_count"])
+    assert count_nmse(exact) == 0.0
+    constant = predictions.assign(count=np.exp(np.log(predictions["lymph_count"]).mean()))
+    assert count_nmse(constant) == pytest.approx(1.0)
+    with pytest.raises(KeyError, match="not multitask"):
+        count_nmse(predictions)
+    figure = gate_figure(predictions, "gate")
+    assert len(figure.axes) == 2 and figure.axes[0].get_xscale() == "log"

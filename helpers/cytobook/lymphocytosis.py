@@ -469,6 +469,39 @@ def mil_fit_predict(
     return fit_predict
 
 
+def resnet_mixture_builder(spec: MilSpec, experts: str = "mixture", multitask: bool = False) -> Callable[[], keras.Model]:
+    """A builder, for :func:`train_mil`, of the report's model with a fresh ResNet-18-like encoder.
+
+    The encoder is :func:`cytobook.models.mil.resnet18_like` at
+    ``spec.image_size`` and ``spec.encoder_width``; bags have
+    ``spec.max_instances`` slots. ``experts`` and ``multitask`` are those of
+    :func:`cytobook.models.mil.mixture_of_experts` (not ``"scalar"``: see
+    :func:`scalar_expert_builder`).
+    """
+    from .handmade import FEATURE_NAMES
+    from .models.mil import mixture_of_experts, resnet18_like
+
+    def build() -> keras.Model:
+        encoder = resnet18_like(spec.image_size, width=spec.encoder_width)
+        return mixture_of_experts((spec.max_instances, spec.image_size, spec.image_size, 3), len(FEATURE_NAMES),
+                                  encoder=encoder, experts=experts, multitask=multitask)
+
+    return build
+
+
+def scalar_expert_builder(spec: MilSpec) -> Callable[[], keras.Model]:
+    """A builder of the scalar expert alone; train it on :func:`without_images` bags."""
+    from .handmade import FEATURE_NAMES
+    from .models.mil import mixture_of_experts
+
+    return lambda: mixture_of_experts((spec.max_instances, 1), len(FEATURE_NAMES), experts="scalar")
+
+
+def without_images(bags: Bags) -> Bags:
+    """The same patients with a one-column placeholder instead of images (for the scalar expert, which reads none)."""
+    return bags.with_instances([np.zeros((len(instances), 1), np.float32) for instances in bags.instances])
+
+
 def clinical_logistic_fit_predict(train: Bags, val: Bags, test: Bags, seed: int) -> pd.DataFrame:
     """The baseline: a class-balanced logistic regression on age and log lymphocyte count alone.
 
@@ -496,10 +529,13 @@ def encode_images(encoder: keras.Model, bags: Bags, batch_size: int = 64) -> lis
 
     Frozen-backbone experiments then train on these features, which costs a
     fraction of a second per epoch instead of a pass through the backbone.
+    The features keep the encoder's output shape: vectors for a pooled
+    backbone, feature maps for the front of a partly tuned one
+    (:func:`cytobook.models.mil.split_last_stage`).
     """
     flat = np.concatenate(bags.instances)
     features = encoder.predict(flat, batch_size=batch_size, verbose=0).astype(np.float32)
-    return bags.split_instances(features.reshape(len(flat), -1))
+    return bags.split_instances(features)
 
 
 # --------------------------------------------------------------------------- #
