@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -118,3 +118,46 @@ def cache_dir() -> Path:
     """Where generated data sets live: ``$CYTOBOOK_CACHE`` or ``~/.cache/cytobook``."""
     root = os.environ.get("CYTOBOOK_CACHE") or Path.home() / ".cache" / "cytobook"
     return Path(root)
+
+
+def spec_record(spec: Any, seed: int, version: int) -> dict[str, Any]:
+    """JSON-comparable description of what a generated tree was made from: a spec dataclass, seed and version."""
+    from dataclasses import asdict
+
+    record = {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(spec).items()}
+    record.update(seed=seed, generator_version=version)
+    return record
+
+
+def cached_generation(folder: str | os.PathLike, root_name: str, record: dict[str, Any],
+                      generate: Callable[[Path], Any]) -> Path:
+    """``folder / root_name``, made by ``generate(tmp)`` on first use, with ``record`` beside it.
+
+    The tree, whatever ``generate`` writes beside it and ``spec.json`` (the
+    record) appear together or not at all (:func:`atomic_directory`).
+
+    Raises
+    ------
+    ValueError
+        If the cached copy was made from another record (the folder name does
+        not include the whole spec, so this is refused rather than silently
+        returning data of the wrong size).
+    FileExistsError
+        If ``folder`` exists without ``root_name`` in it.
+    """
+    folder = Path(folder)
+    if not (folder / root_name).is_dir():
+        with atomic_directory(folder) as tmp:
+            generate(tmp)
+            write_json(tmp / "spec.json", record)
+        if not (folder / root_name).is_dir():  # a stray folder of that name, kept by atomic_directory
+            raise FileExistsError(f"{folder} exists but holds no {root_name}; delete it and try again")
+    recorded = folder / "spec.json"
+    if recorded.is_file():
+        found = json.loads(recorded.read_text())
+        if found != record:
+            raise ValueError(
+                f"{folder} was generated for a different spec ({found}) than now asked for ({record}); "
+                "delete the folder or use another profile name"
+            )
+    return folder / root_name

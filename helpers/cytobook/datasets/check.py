@@ -224,3 +224,29 @@ def _plain(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+class ProblemCollector:
+    """Raise at the first layout problem (loading) or collect them all (checking).
+
+    Parameters
+    ----------
+    strict
+        Raise ``error_type`` at the first problem instead of collecting.
+    error_type
+        The data set's layout error, a ``ValueError`` subclass; the raised
+        error carries the :class:`Problem` as its ``problem`` attribute.
+    """
+
+    def __init__(self, strict: bool, error_type: type[ValueError]) -> None:
+        self.strict = strict
+        self.error_type = error_type
+        self.items: list[Problem] = []
+
+    def add(self, path: str | os.PathLike, message: str) -> None:
+        problem = Problem(str(path), message)
+        if self.strict:
+            error = self.error_type(str(problem))
+            error.problem = problem
+            raise error
+        self.items.append(problem)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .check import CheckReport, Problem, check_images, class_counts
+from .check import CheckReport, Problem, ProblemCollector, check_images, class_counts
 
 DATASET_NAME = "C-NMC 2019"
 #: Name of the folder the release unpacks to.
@@ -164,7 +164,7 @@ def load_cnmc(root: str | os.PathLike) -> pd.DataFrame:
         At the first departure from the layout; the message names the path
         and what was expected there. :func:`check_cnmc` lists all of them.
     """
-    _, table = _scan(root, _Problems(strict=True))
+    _, table = _scan(root, ProblemCollector(strict=True, error_type=CnmcLayoutError))
     return table
 
 
@@ -190,7 +190,7 @@ def check_cnmc(root: str | os.PathLike, decode: bool = True, workers: int = 8) -
         images) and counts by split × class, fold × class, subject × class and,
         when decoding, by image size.
     """
-    problems = _Problems(strict=False)
+    problems = ProblemCollector(strict=False, error_type=CnmcLayoutError)
     tree, table = _scan(root, problems)
     report = CheckReport(dataset=DATASET_NAME, root=str(tree), problems=problems.items)
     report.counts["images by split × class"] = class_counts(table, "split")
@@ -209,23 +209,7 @@ def check_cnmc(root: str | os.PathLike, decode: bool = True, workers: int = 8) -
 # --------------------------------------------------------------------------- scan
 
 
-class _Problems:
-    """Raise at the first problem (loading) or collect them all (checking)."""
-
-    def __init__(self, strict: bool) -> None:
-        self.strict = strict
-        self.items: list[Problem] = []
-
-    def add(self, path: str | os.PathLike, message: str) -> None:
-        problem = Problem(str(path), message)
-        if self.strict:
-            error = CnmcLayoutError(str(problem))
-            error.problem = problem
-            raise error
-        self.items.append(problem)
-
-
-def _scan(root: str | os.PathLike, problems: _Problems) -> tuple[Path, pd.DataFrame]:
+def _scan(root: str | os.PathLike, problems: ProblemCollector) -> tuple[Path, pd.DataFrame]:
     tree = _find_tree(Path(root).expanduser().absolute())
     rows: list[dict] = []
     if not tree.is_dir():
@@ -250,7 +234,7 @@ def _visible(folder: Path) -> list[os.DirEntry]:
         return sorted((e for e in entries if not e.name.startswith(".")), key=lambda e: e.name)
 
 
-def _scan_training(tree: Path, problems: _Problems) -> list[dict]:
+def _scan_training(tree: Path, problems: ProblemCollector) -> list[dict]:
     training = tree / "training_data"
     if not training.is_dir():
         problems.add(
@@ -319,7 +303,7 @@ def _scan_training(tree: Path, problems: _Problems) -> list[dict]:
     return rows
 
 
-def _scan_prelim(tree: Path, problems: _Problems) -> list[dict]:
+def _scan_prelim(tree: Path, problems: ProblemCollector) -> list[dict]:
     validation = tree / "validation_data"
     if not validation.exists():
         return []  # a copy may leave the preliminary test out
@@ -398,7 +382,7 @@ def _scan_prelim(tree: Path, problems: _Problems) -> list[dict]:
     return rows
 
 
-def _scan_final(tree: Path, problems: _Problems) -> list[dict]:
+def _scan_final(tree: Path, problems: ProblemCollector) -> list[dict]:
     testing = tree / "testing_data"
     if not testing.exists():
         return []  # optional: unlabelled, not needed to reproduce the reports

@@ -37,17 +37,16 @@ from __future__ import annotations
 
 import csv
 import io as _io
-import json
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from statistics import NormalDist
 
 import cv2
 import numpy as np
 
-from ..io import atomic_directory, cache_dir, write_image, write_json
+from ..io import atomic_directory, cache_dir, cached_generation, spec_record, write_image
 from ..profiles import CnmcSpec, Profile, get_profile
 
 __all__ = [
@@ -629,27 +628,6 @@ def cached_cnmc(profile: str | Profile, seed: int = 0) -> Path:
     if isinstance(profile, str):
         profile = get_profile(profile)
     folder = cache_dir() / "cnmc" / f"{profile.name}-seed{seed}-v{GENERATOR_VERSION}"
-    spec_record = _spec_record(profile.cnmc, seed)
-    if not (folder / ROOT_NAME).is_dir():
-        # The data tree and the record of its spec appear together or not at all.
-        with atomic_directory(folder) as tmp:
-            generate_cnmc(tmp, profile.cnmc, seed)
-            write_json(tmp / "spec.json", spec_record)
-        if not (folder / ROOT_NAME).is_dir():  # a stray folder of that name, kept by atomic_directory
-            raise FileExistsError(f"{folder} exists but holds no {ROOT_NAME}; delete it and try again")
-    recorded = folder / "spec.json"
-    if recorded.is_file():
-        found = json.loads(recorded.read_text())
-        if found != spec_record:
-            raise ValueError(
-                f"{folder} was generated for a different spec ({found}) than profile {profile.name!r} "
-                f"now asks for ({spec_record}); delete the folder or use another profile name"
-            )
-    return folder / ROOT_NAME
+    record = spec_record(profile.cnmc, seed, GENERATOR_VERSION)
+    return cached_generation(folder, ROOT_NAME, record, lambda tmp: generate_cnmc(tmp, profile.cnmc, seed))
 
-
-def _spec_record(spec: CnmcSpec, seed: int) -> dict:
-    """JSON-comparable description of what a cached tree was made from."""
-    record = {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(spec).items()}
-    record.update(seed=seed, generator_version=GENERATOR_VERSION)
-    return record

@@ -78,11 +78,10 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import io as _io
-import json
 import math
 import os
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -90,7 +89,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from ..io import atomic_directory, cache_dir, write_json
+from ..io import atomic_directory, cache_dir, cached_generation, spec_record
 from ..profiles import DlmiSpec, Profile, get_profile
 from .dlmi import (
     CLINICAL_CSV,
@@ -843,27 +842,6 @@ def cached_dlmi(profile: str | Profile, seed: int = 0) -> Path:
     if isinstance(profile, str):
         profile = get_profile(profile)
     folder = cache_dir() / "dlmi" / f"{profile.name}-seed{seed}-v{GENERATOR_VERSION}"
-    spec_record = _spec_record(profile.dlmi, seed)
-    if not (folder / ROOT_NAME).is_dir():
-        # The tree, its test labels and the record of its spec appear together or not at all.
-        with atomic_directory(folder) as tmp:
-            generate_dlmi(tmp, profile.dlmi, seed)
-            write_json(tmp / "spec.json", spec_record)
-        if not (folder / ROOT_NAME).is_dir():  # a stray folder of that name, kept by atomic_directory
-            raise FileExistsError(f"{folder} exists but holds no {ROOT_NAME}; delete it and try again")
-    recorded = folder / "spec.json"
-    if recorded.is_file():
-        found = json.loads(recorded.read_text())
-        if found != spec_record:
-            raise ValueError(
-                f"{folder} was generated for a different spec ({found}) than profile {profile.name!r} "
-                f"now asks for ({spec_record}); delete the folder or use another profile name"
-            )
-    return folder / ROOT_NAME
+    record = spec_record(profile.dlmi, seed, GENERATOR_VERSION)
+    return cached_generation(folder, ROOT_NAME, record, lambda tmp: generate_dlmi(tmp, profile.dlmi, seed))
 
-
-def _spec_record(spec: DlmiSpec, seed: int) -> dict:
-    """JSON-comparable description of what a cached tree was made from."""
-    record = {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(spec).items()}
-    record.update(seed=seed, generator_version=GENERATOR_VERSION)
-    return record
