@@ -8,7 +8,10 @@ The notebooks import from a handful of modules:
 - :mod:`cytobook.models` (one module per report), :mod:`cytobook.weights`
   (ImageNet weights offline), :mod:`cytobook.training`;
 - :mod:`cytobook.evaluation`, :mod:`cytobook.results`, :mod:`cytobook.ensemble`,
-  :mod:`cytobook.explain`, :mod:`cytobook.plots`.
+  :mod:`cytobook.explain`, :mod:`cytobook.plots`;
+- for report 4, :mod:`cytobook.handmade` (nucleus shape and colour features)
+  and :mod:`cytobook.lymphocytosis` (patient bags, multi-instance training,
+  cross-validation and its read-outs).
 
 :mod:`cytobook.runner`, :mod:`cytobook.book` and :mod:`cytobook.suite` sit
 behind the ``cytobook`` command; :mod:`cytobook.profiles` says what the

@@ -17,7 +17,11 @@ The notebooks of the lymphocytosis chapter say *which* model is trained on
   a lower validation loss, early stopping after ``stop_patience`` and the
   best-validation-loss weights kept.
 * :func:`cross_validate` runs any model, or a scikit-learn baseline, on the
-  same stratified folds and reports balanced accuracy per fold.
+  same stratified folds and reports balanced accuracy per fold;
+  :func:`resnet_mixture_builder` and :func:`scalar_expert_builder` build the
+  chapter's models, :func:`encode_images` caches a frozen backbone's outputs.
+* :func:`cv_table`, :func:`count_nmse` and :func:`gate_figure` read the
+  results: scores per fold, the count head's error and the gate per patient.
 
 The count target of the multitask head is the standardised log lymphocyte
 count, so its mean squared error is the normalised MSE (MSE divided by the
