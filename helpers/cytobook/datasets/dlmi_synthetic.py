@@ -91,6 +91,7 @@ from PIL import Image
 
 from ..io import atomic_directory, cache_dir, cached_generation, spec_record
 from ..profiles import DlmiSpec, Profile, get_profile
+from .cnmc_synthetic import _smooth_noise  # the same unit-variance smooth noise field as the C-NMC cells
 from .dlmi import (
     CLINICAL_CSV,
     CSV_COLUMNS,
@@ -326,22 +327,6 @@ def _notch(rng: np.random.Generator, depth: float, width: float) -> np.ndarray:
     return 1.0 - depth * np.exp(-0.5 * (delta / width) ** 2)
 
 
-def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
-    """Gaussian-blurred white noise rescaled to unit standard deviation (``float32``)."""
-    h, w = shape
-    if sigma > 6.0:  # draw coarse and resize: as smooth, far cheaper than a large kernel
-        step = sigma / 3.0
-        small = (max(2, int(math.ceil(h / step))), max(2, int(math.ceil(w / step))))
-        field = cv2.GaussianBlur(rng.standard_normal(small, dtype=np.float32), (0, 0), 3.0)
-        field = cv2.resize(field, (w, h), interpolation=cv2.INTER_CUBIC)
-    else:
-        field = rng.standard_normal(shape, dtype=np.float32)
-        if sigma > 0.3:
-            field = cv2.GaussianBlur(field, (0, 0), sigma)
-    std = float(field.std())
-    return field / np.float32(std) if std > 0 else field
-
-
 def _polar(
     dx: np.ndarray, dy: np.ndarray, tables: list[np.ndarray]
 ) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -350,6 +335,21 @@ def _polar(
     theta = np.arctan2(dy, dx)
     index = (theta * np.float32(_N_ANGLES / (2.0 * np.pi))).astype(np.int32) % _N_ANGLES
     return rho, [table.astype(np.float32)[index] for table in tables]
+
+
+def _local_grid(cx: float, cy: float, reach: float, size: int) -> tuple[slice, slice, np.ndarray, np.ndarray] | None:
+    """The box of an image of side ``size`` within ``reach`` of ``(cx, cy)``, and pixel-centre offsets from it.
+
+    Returns ``(rows, columns, dy, dx)`` with ``dy`` a column and ``dx`` a row
+    of float32 offsets, or ``None`` when the box lies outside the image.
+    """
+    x0, x1 = max(0, int(cx - reach)), min(size, int(cx + reach) + 1)
+    y0, y1 = max(0, int(cy - reach)), min(size, int(cy + reach) + 1)
+    if x0 >= x1 or y0 >= y1:
+        return None
+    dx = (np.arange(x0, x1, dtype=np.float32) + np.float32(0.5 - cx))[None, :]
+    dy = (np.arange(y0, y1, dtype=np.float32) + np.float32(0.5 - cy))[:, None]
+    return slice(y0, y1), slice(x0, x1), dy, dx
 
 
 def _draw_red_cells(rng: np.random.Generator, style: PatientStyle, size: int, out: np.ndarray) -> None:
@@ -375,12 +375,10 @@ def _draw_red_cells(rng: np.random.Generator, style: PatientStyle, size: int, ou
         pallor = rng.uniform(0.5, 0.85)
         weight = rng.uniform(0.85, 1.15)
         reach = radius * ratio + 2.0
-        x0, x1 = max(0, int(cx - reach)), min(size, int(cx + reach) + 1)
-        y0, y1 = max(0, int(cy - reach)), min(size, int(cy + reach) + 1)
-        if x0 >= x1 or y0 >= y1:
+        grid = _local_grid(cx, cy, reach, size)
+        if grid is None:
             continue
-        dx = (np.arange(x0, x1, dtype=np.float32) + np.float32(0.5 - cx))[None, :]
-        dy = (np.arange(y0, y1, dtype=np.float32) + np.float32(0.5 - cy))[:, None]
+        rows, columns, dy, dx = grid
         c, si = np.float32(math.cos(angle)), np.float32(math.sin(angle))
         u = (dx * c + dy * si) / np.float32(radius * ratio)
         v = (dy * c - dx * si) / np.float32(radius)
@@ -390,7 +388,7 @@ def _draw_red_cells(rng: np.random.Generator, style: PatientStyle, size: int, ou
         thickness = 1.0 - np.float32(pallor) * np.exp(-((d / np.float32(0.5)) ** 3)) + 0.25 * np.exp(
             -(((d - np.float32(0.9)) / np.float32(0.07)) ** 2)
         )
-        out[y0:y1, x0:x1] += np.float32(weight) * body * thickness
+        out[rows, columns] += np.float32(weight) * body * thickness
 
 
 def _draw_platelets(rng: np.random.Generator, size: int, out: np.ndarray) -> None:
@@ -402,15 +400,13 @@ def _draw_platelets(rng: np.random.Generator, size: int, out: np.ndarray) -> Non
         cx, cy = rng.uniform(0.0, s, size=2).tolist()
         radius = s * rng.uniform(0.01, 0.02)
         reach = radius * 2.0 + 2.0
-        x0, x1 = max(0, int(cx - reach)), min(size, int(cx + reach) + 1)
-        y0, y1 = max(0, int(cy - reach)), min(size, int(cy + reach) + 1)
-        if x0 >= x1 or y0 >= y1:
+        grid = _local_grid(cx, cy, reach, size)
+        if grid is None:
             continue
-        dx = (np.arange(x0, x1, dtype=np.float32) + np.float32(0.5 - cx))[None, :]
-        dy = (np.arange(y0, y1, dtype=np.float32) + np.float32(0.5 - cy))[:, None]
+        rows, columns, dy, dx = grid
         d = np.sqrt(dx * dx + dy * dy) / np.float32(radius)
-        grain = 0.6 + 0.4 * rng.random((y1 - y0, x1 - x0), dtype=np.float32)
-        out[y0:y1, x0:x1] = np.maximum(out[y0:y1, x0:x1], 0.55 * np.clip(1.5 - d, 0.0, 1.0) * grain)
+        grain = 0.6 + 0.4 * rng.random(d.shape, dtype=np.float32)
+        out[rows, columns] = np.maximum(out[rows, columns], 0.55 * np.clip(1.5 - d, 0.0, 1.0) * grain)
 
 
 def _cell_kind(rng: np.random.Generator, style: PatientStyle) -> tuple[str, float]:
