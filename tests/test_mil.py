@@ -308,8 +308,10 @@ def test_cv_table_count_nmse_and_gate_figure():
         "p": [0.9, 0.2, 0.7, 0.4], "pi": [0.8, 0.1, 0.5, 0.3], "p_image": [0.9, 0.4, 0.6, 0.5],
         "p_scalar": [0.6, 0.2, 0.8, 0.4], "label": [1, 0, 1, 1], "lymph_count": [50.0, 5.0, 20.0, 10.0],
     })
-    table = cv_table([CvResult("a", predictions, [0.5, 1.0])])
+    result = CvResult("a", predictions, [0.5, 1.0])
+    table = cv_table({"a": result})
     assert table.loc["a", "balanced accuracy"] == 0.75 and table.loc["a", "fold 1"] == 1.0
+    assert cv_table({"a": result.summary()}).equals(table)  # a summary saved by an earlier notebook reads the same
     exact = predictions.assign(count=predictions["lymph_count"])
     assert count_nmse(exact) == 0.0
     constant = predictions.assign(count=np.exp(np.log(predictions["lymph_count"]).mean()))

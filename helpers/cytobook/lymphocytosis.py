@@ -30,7 +30,7 @@ target's variance) of the report.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
@@ -547,13 +547,18 @@ def encode_images(encoder: keras.Model, bags: Bags, batch_size: int = 64) -> lis
 # --------------------------------------------------------------------------- #
 
 
-def cv_table(results: Sequence[CvResult]) -> pd.DataFrame:
-    """Balanced accuracy of each model: mean and standard deviation over the folds, and each fold."""
+def cv_table(results: Mapping[str, CvResult | Mapping]) -> pd.DataFrame:
+    """Balanced accuracy of each model: mean and standard deviation over the folds, and each fold.
+
+    ``results`` maps a model's name to its :class:`CvResult` or to the
+    :meth:`CvResult.summary` an earlier notebook saved in its metrics.
+    """
     rows = {}
-    for result in results:
-        row = {"balanced accuracy": result.mean, "std": result.std}
-        row.update({f"fold {k}": score for k, score in enumerate(result.fold_scores)})
-        rows[result.name] = row
+    for name, result in results.items():
+        summary = result.summary() if isinstance(result, CvResult) else result
+        row = {"balanced accuracy": summary["balanced_accuracy"], "std": summary["balanced_accuracy_std"]}
+        row.update({f"fold {k}": score for k, score in enumerate(summary["fold_balanced_accuracy"])})
+        rows[name] = row
     return pd.DataFrame(rows).T.round(4)
 
 
