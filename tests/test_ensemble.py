@@ -1,6 +1,8 @@
-"""cytobook.ensemble: averages, the genetic algorithm's operators and search, error analysis."""
+"""cytobook.ensemble: averages, the GA's operators and search, error analysis, members' signal and gain."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import matplotlib
 
@@ -145,6 +147,29 @@ def test_mutation_rate_controls_how_many_chromosomes_change():
     assert_on_simplex(en.mutate(population, 0.1, np.random.default_rng(1)))
 
 
+def test_crossover_rate_chooses_between_average_child_and_copy_of_first_parent():
+    rng = np.random.default_rng(0)
+    a, b = en.random_population(rng, 2000, 4), en.random_population(rng, 2000, 4)
+    np.testing.assert_array_equal(en.crossover(a, b, 0.0, np.random.default_rng(1)), a)
+    np.testing.assert_array_equal(en.crossover(a, b, 1.0, np.random.default_rng(1)), en.average_crossover(a, b))
+    children = en.crossover(a, b, 0.7, np.random.default_rng(1))
+    copied = np.all(children == a, axis=1)
+    averaged = np.all(children == en.average_crossover(a, b), axis=1)
+    assert np.all(copied ^ averaged)  # every child is one or the other
+    assert 0.67 < averaged.mean() < 0.73
+    # One draw per pair whatever the rate: the same pairs cross at a lower rate only if they crossed at a higher one.
+    fewer = np.all(en.crossover(a, b, 0.3, np.random.default_rng(1)) == en.average_crossover(a, b), axis=1)
+    assert np.all(averaged[fewer])
+
+
+def test_mutation_leaves_unmutated_chromosomes_bit_for_bit():
+    population = en.random_population(np.random.default_rng(0), 200, 3) * 3.0  # rows summing to 3
+    mutated = en.mutate(population, 0.5, np.random.default_rng(2))
+    untouched = np.all(mutated == population, axis=1)
+    assert 0.3 < untouched.mean() < 0.7
+    assert_on_simplex(mutated[~untouched])
+
+
 def test_population_fitness_equals_sklearn_weighted_f1():
     probabilities, y = noisy_problem(300, seed=7)
     stacked = en.stack_probabilities(probabilities)
@@ -187,13 +212,20 @@ def test_genetic_weights_favour_the_perfect_member():
     assert result.fitness == pytest.approx(f1_score(y, predicted, average="weighted"), abs=1e-12)
 
 
-def test_genetic_weights_search_beats_its_initial_populations():
-    # A hesitant perfect member (0.6 / 0.4) against five confident 60 %-right ones: F1 = 1 needs
-    # its weight above 0.818, which a random Dirichlet(1) population of 50 almost never holds.
+def hesitant_problem() -> tuple[list[np.ndarray], np.ndarray]:
+    """A hesitant perfect member (0.6 / 0.4) against five confident 60 %-right ones.
+
+    F1 = 1 needs its weight above 0.818, which a random Dirichlet(1)
+    population of 50 almost never holds.
+    """
     rng = np.random.default_rng(1)
     y = rng.integers(0, 2, 1000)
     noisy = [np.where(rng.random(1000) < 0.6, y, 1 - y) * 0.9 + 0.05 for _ in range(5)]
-    probabilities = [np.where(y == 1, 0.6, 0.4), *noisy]
+    return [np.where(y == 1, 0.6, 0.4), *noisy], y
+
+
+def test_genetic_weights_search_beats_its_initial_populations():
+    probabilities, y = hesitant_problem()
     result = en.genetic_weights(probabilities, y, seed=0)
     assert max(trace[0] for trace in result.history) < 0.9
     assert result.fitness == 1.0
@@ -217,6 +249,8 @@ def test_genetic_weights_history_and_restarts():
     summary = result.as_dict()
     assert summary["weights"] == pytest.approx(result.weights.tolist())
     assert summary["config"]["population_size"] == 20
+    assert summary["config"]["crossover_rate"] == 1.0 and summary["config"]["mutation_rate"] == 0.1
+    assert en.GAConfig(crossover_rate=0.8).crossover_rate == 0.8
 
 
 def test_genetic_weights_deterministic_for_a_seed():
@@ -232,6 +266,22 @@ def test_genetic_weights_deterministic_for_a_seed():
     assert alone.history[0] == first.history[0]
 
 
+def test_without_crossover_or_mutation_the_population_never_leaves_its_initial_chromosomes():
+    probabilities, y = hesitant_problem()
+    config = en.GAConfig(population_size=10, generations=20, restarts=3, crossover_rate=0.0, mutation_rate=0.0)
+    result = en.genetic_weights(probabilities, y, config, seed=2)
+    for restart, stream in enumerate(np.random.SeedSequence(2).spawn(3)):
+        initial = en.random_population(np.random.default_rng(stream), 10, 6)
+        fitness = en.population_fitness(initial, en.stack_probabilities(probabilities), y)
+        # The winner is an initial chromosome, and nothing better was ever bred.
+        assert any(np.array_equal(result.restart_weights[restart], row) for row in initial)
+        assert result.history[restart] == [float(fitness.max())] * 21
+    # With crossover on, each restart breeds children fitter than its initial population.
+    crossing = en.genetic_weights(probabilities, y, dataclasses.replace(config, crossover_rate=1.0), seed=2)
+    assert all(trace[-1] > trace[0] for trace in crossing.history)
+    assert [trace[0] for trace in crossing.history] == [trace[0] for trace in result.history]  # same start
+
+
 def test_ties_prefer_the_most_even_weights():
     population = np.array([[1.0, 0.0], [0.6, 0.4], [0.5, 0.5], [0.5, 0.5]])
     assert en.best_index(population, np.array([0.9, 0.9, 0.9, 0.9])) == 2
@@ -243,6 +293,10 @@ def test_gaconfig_validation_and_input_checks():
         en.GAConfig(population_size=5, tournament_size=6)
     with pytest.raises(ValueError, match="mutation_rate"):
         en.GAConfig(mutation_rate=1.5)
+    for bad in (-0.1, 1.01, float("nan")):
+        with pytest.raises(ValueError, match="crossover_rate"):
+            en.GAConfig(crossover_rate=bad)
+    en.GAConfig(crossover_rate=0.0), en.GAConfig(crossover_rate=1.0)  # the bounds are allowed
     with pytest.raises(ValueError, match="y_val"):
         en.genetic_weights([np.ones(3), np.ones(3)], [0, 1])
     with pytest.raises(ValueError, match="labels 0 and 1"):
@@ -296,6 +350,38 @@ def test_error_analysis_helpers(errors):
     assert en.misclassified_by_k(bare).to_dict() == counts.to_dict()
 
 
+def test_error_summary_counts_the_reports_three_numbers(errors):
+    summary = en.error_summary(errors)
+    assert summary.name == "samples"
+    assert summary.to_dict() == {
+        "misclassified by all": 2,  # b, d
+        "misclassified by exactly one": 2,  # a (resnet wrong), c (vgg wrong)
+        "only right: cnn": 0,
+        "only right: vgg": 1,  # e
+        "only right: resnet": 0,
+    }
+    assert summary.dtype.kind == "i"
+    # Four models, with counts on every line.
+    y = np.array([0, 0, 0, 0, 1, 1, 1])
+    wrong = 1 - y
+    predictions = {
+        "a": np.array([1, 1, 0, 0, 0, 1, 1]),  # right on 2, 3, 5, 6
+        "b": wrong.copy(),  # never right
+        "c": np.array([1, 0, 1, 0, 0, 1, 0]),  # right on 1, 3, 5
+        "d": np.array([1, 0, 1, 1, 0, 0, 0]),  # right on 1
+    }
+    # Right per sample: 0 none, 1 c d, 2 a, 3 a c, 4 none, 5 a c, 6 a.
+    summary = en.error_summary(en.error_analysis(y, predictions))
+    assert summary.to_dict() == {
+        "misclassified by all": 2,
+        "misclassified by exactly one": 0,
+        "only right: a": 2,
+        "only right: b": 0,
+        "only right: c": 0,
+        "only right: d": 0,
+    }
+
+
 def test_error_analysis_rejects_probabilities_and_clashing_names():
     with pytest.raises(ValueError, match="probabilities"):
         en.error_analysis([0, 1], {"m": np.array([0.2, 0.7])})
@@ -305,7 +391,7 @@ def test_error_analysis_rejects_probabilities_and_clashing_names():
         en.error_analysis([0, 1], {"m": np.array([0, 1, 1])})
 
 
-# --- degenerate members and the verdict ----------------------------------------
+# --- members' signal and the ensembles' gain ------------------------------------
 
 
 def degenerate_problem(n: int = 200, seed: int = 1) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -321,106 +407,66 @@ def degenerate_problem(n: int = 200, seed: int = 1) -> tuple[np.ndarray, dict[st
     }
 
 
-def test_degenerate_members_names_single_class_and_chance_members():
+def test_member_signal_flags_single_class_and_chance_members():
     y, members = degenerate_problem()
-    found = en.degenerate_members(y, members)
-    assert list(found) == ["all HEM", "chance", "constant"]
-    assert found["all HEM"].startswith("predicts HEM for every test image; ROC AUC 0.9")  # one class, yet it ranks well
-    assert "within 0.05 of chance" in found["chance"] and "predicts" not in found["chance"]
-    assert found["constant"] == "predicts HEM for every test image; ROC AUC 0.500, within 0.05 of chance"
-    # The margin is a parameter; a member predicting ALL everywhere is named with that class.
-    assert "chance" not in en.degenerate_members(y, members, auc_margin=0.0)
-    only_all = en.degenerate_members(y, {"m": np.full(len(y), 0.9)}, class_names=("normal", "cancer"), unit="cell")
-    assert only_all["m"].startswith("predicts cancer for every cell")
-    # One class in y_true: the AUC is undefined and only the single-class test applies.
-    assert en.degenerate_members([1, 1, 1], {"a": [0.2, 0.7, 0.9], "b": [0.6, 0.7, 0.9]}) == {"b": "predicts ALL for every test image"}
-    assert en.degenerate_members(y, {"good": members["good"]}) == {}
+    signal = en.member_signal(y, members)
+    assert list(signal.index) == ["good", "all HEM", "chance", "constant"]
+    assert signal.index.name == "member"
+    assert list(signal.columns) == ["predicted_classes", "share_predicted_ALL", "roc_auc", "near_chance", "degenerate"]
+    assert signal["degenerate"].to_dict() == {"good": False, "all HEM": True, "chance": True, "constant": True}
+    assert signal["predicted_classes"].to_dict() == {"good": 2, "all HEM": 1, "chance": 2, "constant": 1}
+    assert signal["near_chance"].to_dict() == {"good": False, "all HEM": False, "chance": True, "constant": True}
+    # One class everywhere, yet it ranks like the good member: degenerate for its predictions, not its AUC.
+    assert signal.loc["all HEM", "roc_auc"] == pytest.approx(signal.loc["good", "roc_auc"])
+    assert signal.loc["good", "roc_auc"] > 0.9
+    assert signal.loc["constant", "roc_auc"] == 0.5
+    assert signal.loc["all HEM", "share_predicted_ALL"] == 0.0
+    assert signal.loc["good", "share_predicted_ALL"] == pytest.approx(np.mean(members["good"] > 0.5))
+    # The margin is a parameter.
+    assert not en.member_signal(y, members, auc_margin=0.0).loc["chance", "degenerate"]
 
 
-def _results(y, members, ga_weights=None):
+def test_member_signal_with_one_class_in_y_true_and_bad_input():
+    signal = en.member_signal([1, 1, 1], {"a": [0.2, 0.7, 0.9], "b": [[0.6], [0.7], [0.9]]})
+    assert signal["roc_auc"].isna().all()
+    assert signal["degenerate"].to_dict() == {"a": False, "b": True}
+    assert signal.loc["b", "share_predicted_ALL"] == 1.0
+    with pytest.raises(ValueError, match="expected 3 probabilities"):
+        en.member_signal([0, 1, 1], {"a": [0.2, 0.7]})
+    with pytest.raises(ValueError, match="labels 0 and 1"):
+        en.member_signal([0, 2], {"a": [0.2, 0.7]})
+    with pytest.raises(ValueError, match="at least one"):
+        en.member_signal([0, 1], {})
+
+
+def test_ensemble_gain_against_the_best_member():
+    results = {
+        "cnn": {"weighted_f1": 0.80},
+        "vgg": {"weighted_f1": 0.85},
+        "resnet": {"weighted_f1": 0.85},  # a tie for best goes to the first member
+        "average ensemble": {"weighted_f1": 0.90},
+        "GA-weighted ensemble": {"weighted_f1": 0.85},
+    }
+    gain = en.ensemble_gain(results, ["cnn", "vgg", "resnet"])
+    assert list(gain.index) == ["average ensemble", "GA-weighted ensemble"]
+    assert gain.index.name == "ensemble"
+    assert list(gain.columns) == ["weighted_f1", "best_member", "best_member_weighted_f1", "gain", "beats_best_member"]
+    assert gain["best_member"].tolist() == ["vgg", "vgg"]
+    assert gain["best_member_weighted_f1"].tolist() == [0.85, 0.85]
+    assert gain["gain"].tolist() == pytest.approx([0.05, 0.0])
+    assert gain["beats_best_member"].tolist() == [True, False]  # a tie does not beat the best member
+    only_average = en.ensemble_gain(results, ["cnn"], ensembles=["average ensemble"])
+    assert only_average.loc["average ensemble", "gain"] == pytest.approx(0.10)
+    with pytest.raises(ValueError, match="no results for"):
+        en.ensemble_gain({"cnn": {"weighted_f1": 0.8}}, ["cnn"])
+
+
+def test_ensemble_gain_from_binary_reports():
+    y, members = degenerate_problem()
     results = {name: ev.binary_report(y, p) for name, p in members.items()}
     results["average ensemble"] = ev.binary_report(y, en.average_ensemble(list(members.values())))
-    if ga_weights is not None:
-        results["GA-weighted ensemble"] = ev.binary_report(y, en.weighted_ensemble(list(members.values()), ga_weights))
-    return results
-
-
-def test_verdict_blames_degenerate_members_and_missing_imagenet_weights():
-    from cytobook.weights import imagenet_file
-
-    y, members = degenerate_problem()
-    members = {"scratch CNN": members["good"], "VGG16": members["all HEM"], "ResNet50": members["constant"]}
-    weights = [0.9, 0.06, 0.04]
-    results = _results(y, members, weights)
-    results["GA-weighted ensemble"]["weighted_f1"] = results["scratch CNN"]["weighted_f1"]  # a tie does not improve
-    random = {"VGG16": imagenet_file("vgg16"), "ResNet50": imagenet_file("resnet50")}
-    lines = en.ensemble_verdict(y, members, results, ga_weights=dict(zip(members, weights)), random_init=random,
-                                training="64 px images and 1 fine-tuning epoch")
-    text = "\n".join(lines)
-    assert lines[0].startswith("average ensemble: weighted F1") and "the best member (scratch CNN" in lines[0]
-    assert lines[1].startswith("GA-weighted ensemble: weighted F1")
-    assert "Degenerate members: VGG16 (predicts HEM for every test image" in text
-    assert "ResNet50 (predicts HEM for every test image; ROC AUC 0.500, within 0.05 of chance)" in text
-    # ResNet50 ranks at chance; VGG16 ranks well but never crosses 0.5.
-    assert ("ResNet50 carries no signal to combine; VGG16 never crosses the threshold, so whatever ranking it has only "
-            "pulls an average to one side instead of adding signal to combine.") in text
-    assert "The plain average gives them 2 of its 3 equal shares, so it is dragged toward their near-constant output (mean P(ALL) " in text
-    assert "The GA rightly gives them little weight (0.100 in all, against 2/3 in the plain average)" in text
-    assert "VGG16 and ResNet50 are degenerate because they started from RANDOM weights" in text
-    assert "with 64 px images and 1 fine-tuning epoch" in text
-    assert "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5" in text and "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5" in text
-    assert str(imagenet_file("vgg16").cached_path.parent) in text
-    # One informative member: nothing to combine, and not the general explanation.
-    assert lines[-1] == "Why not: only scratch CNN is not degenerate, so there is nothing to combine; an ensemble can at best match it."
-    assert "majority of the probability mass" not in text
-
-
-def test_verdict_without_random_weights_or_ga_and_with_a_big_ga_share():
-    y, members = degenerate_problem()
-    members = {"cnn": members["good"], "flat": members["constant"]}
-    results = _results(y, members, [0.5, 0.5])
-    text = "\n".join(en.ensemble_verdict(y, members, results, ga_weights={"cnn": 0.5, "flat": 0.5}))
-    assert "Degenerate member: flat" in text and "carries no signal" in text
-    assert "The GA gives it 0.500 of the weight in all" in text and "only shifts where the weighted average crosses" in text
-    assert "RANDOM" not in text
-    assert "flat learnt no usable signal in this run although it was not held back by missing ImageNet weights" in text
-    nothing = {"a": members["flat"], "b": np.full(len(y), 0.3)}
-    lines = en.ensemble_verdict(y, nothing, _results(y, nothing, [0.5, 0.5]), ga_weights={"a": 0.5, "b": 0.5})
-    assert lines[-1] == "Why not: every member is degenerate, so there is no signal for an ensemble to combine."
-    assert not any(line.startswith(("The plain average", "The GA")) for line in lines)  # nothing to compare them with
-
-
-def test_verdict_keeps_the_general_explanation_when_every_member_is_informative():
-    probabilities, y = noisy_problem()
-    members = {f"m{i}": p for i, p in enumerate(probabilities) if i != 1}  # three noisy, informative members
-    results = _results(y, members)
-    results["average ensemble"]["weighted_f1"] = 0.0  # force "does not improve"
-    lines = en.ensemble_verdict(y, members, results)
-    assert len(lines) == 2
-    assert lines[1].startswith("Why not: of the ") and "majority of the probability mass" in lines[1]
-    assert "Degenerate" not in "\n".join(lines)
-    # An ensemble that improves needs no explanation.
-    results["average ensemble"]["weighted_f1"] = 1.0
-    improved = en.ensemble_verdict(y, members, results)
-    assert len(improved) == 1 and "average ensemble: weighted F1 1.0000, improves on the best member" in improved[0]
-
-
-def test_verdict_among_informative_members_when_two_or_more_remain():
-    y, base = degenerate_problem()
-    rng = np.random.default_rng(5)
-    other = np.clip(base["good"] + rng.normal(0, 0.2, len(y)), 0.01, 0.99)
-    members = {"a": base["good"], "b": other, "flat": base["constant"]}
-    results = _results(y, members)
-    results["average ensemble"]["weighted_f1"] = 0.0
-    lines = en.ensemble_verdict(y, members, results)
-    assert lines[-1].startswith("Why not: among the 2 informative members, of the ")
-
-
-def test_degenerate_summary_for_the_results_table():
-    assert en.degenerate_summary([]) is None
-    one = en.degenerate_summary(["VGG16"])
-    assert one.startswith("VGG16 is degenerate in this run") and "it carries no signal" in one and "random" not in one
-    both = en.degenerate_summary(["VGG16", "ResNet50 v1"], random_init=["ResNet50 v1"])
-    assert both.startswith("VGG16 and ResNet50 v1 are degenerate in this run")
-    assert "; ResNet50 v1 started from random weights because no ImageNet weights were cached" in both
-    assert both.endswith(".")
+    gain = en.ensemble_gain(results, list(members), ensembles=["average ensemble"])
+    row = gain.loc["average ensemble"]
+    assert row["best_member"] == "good"
+    assert row["gain"] == pytest.approx(results["average ensemble"]["weighted_f1"] - results["good"]["weighted_f1"])
+    assert row["beats_best_member"] == (row["gain"] > 0)

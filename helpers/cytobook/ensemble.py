@@ -14,16 +14,24 @@ The genetic algorithm, as the report describes it:
 * k-tournament selection: k distinct individuals are drawn at random and the
   fittest wins (:func:`draw_contestants`, :func:`tournament`,
   :func:`tournament_select`);
-* average crossover: the child is the mean of its two parents, renormalised
-  to sum to one (:func:`average_crossover`);
+* average crossover: with probability ``crossover_rate`` the child of two
+  selected parents is their mean, renormalised to sum to one
+  (:func:`average_crossover`);
 * single-gene mutation: with probability ``mutation_rate`` one randomly chosen
   gene is replaced by a new uniform value in [0, 1), then the chromosome is
   renormalised (:func:`mutate`);
 * a fixed population size and a fixed number of generations, and several
   independent restarts, keeping the best chromosome.
 
+The report does not publish its settings: "the parameters of the genetic
+algorithm, namely population size, number of generations, and crossover and
+mutation probabilities were chosen experimentally". They are the fields of
+:class:`GAConfig`, recorded by :meth:`GAResult.as_dict`.
+
 Our choices, where the report's text does not fix them:
 
+* a pair of parents that does not cross (probability ``1 - crossover_rate``)
+  passes on a copy of its first parent (:func:`crossover`);
 * generational replacement with elitism of one: each generation keeps its
   best individual unchanged and fills the rest of the population with
   children, so the best fitness never decreases;
@@ -33,35 +41,42 @@ Our choices, where the report's text does not fix them:
   picks the elite of each generation and the winner across restarts;
 * each restart draws from its own random stream spawned from ``seed``
   (:class:`numpy.random.SeedSequence`), so the whole search is deterministic
-  for a seed and restart ``r`` does not depend on how many restarts follow it.
+  for a seed and restart ``r`` does not depend on how many restarts follow it;
+  crossover and mutation draw as many random numbers whatever their
+  probabilities, so a rate changes which children cross or mutate, not the
+  random stream;
+* the default settings (:class:`GAConfig`): 50 chromosomes, 100 generations,
+  3-tournaments, crossover probability 1, mutation probability 0.1, 5 restarts.
 
 Fitness is evaluated for a whole population at once (:func:`population_fitness`):
 one matrix product gives every candidate ensemble's probabilities, and the
 weighted F1 follows from confusion counts, without a per-individual loop.
 
-An ensemble can only combine signal its members have. :func:`degenerate_members`
-names the members that have none (one class predicted for every sample, or a
-ROC AUC within a margin of chance), and :func:`ensemble_verdict` says in plain
-lines whether the ensembles beat their best member, and why not: degenerate
-members (and, when the run knows it, that they started from random weights
-because no ImageNet weights were cached) or, when every member is informative,
-how their errors overlap.
+The error analysis (:func:`error_analysis`) marks which models get each
+sample right; :func:`error_summary` gives the report's counts from it: samples
+misclassified by all models, by exactly one, and per model the samples only
+it classifies correctly.
+
+An ensemble can only combine signal its members have: :func:`member_signal`
+tabulates, per member, the classes it predicts, its ROC AUC and whether it is
+degenerate (one class for every sample, or an AUC within a margin of chance);
+:func:`ensemble_gain` tabulates each ensemble's weighted F1 against its best
+member's. These helpers return tables and values only; the notebooks' text
+says what to read in them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from sklearn.metrics import roc_auc_score
 
-from .evaluation import binary_report, per_class_scores, predict_labels
-
-if TYPE_CHECKING:
-    from .weights import WeightFile
+from .evaluation import per_class_scores, predict_labels
 
 # ---------------------------------------------------------------------------
 # Ensembles
@@ -142,6 +157,9 @@ class GAConfig:
         Generations after the initial population (>= 0).
     tournament_size
         Contestants per tournament, ``1 .. population_size``.
+    crossover_rate
+        Probability that a pair of parents produces the average-crossover
+        child; otherwise the child is a copy of the first parent.
     mutation_rate
         Probability that a child has one gene replaced.
     restarts
@@ -153,6 +171,7 @@ class GAConfig:
     population_size: int = 50
     generations: int = 100
     tournament_size: int = 3
+    crossover_rate: float = 1.0
     mutation_rate: float = 0.1
     restarts: int = 5
     threshold: float = 0.5
@@ -164,6 +183,8 @@ class GAConfig:
             raise ValueError(f"generations must be >= 0, got {self.generations}")
         if not 1 <= self.tournament_size <= self.population_size:
             raise ValueError(f"tournament_size must be in 1..population_size, got {self.tournament_size}")
+        if not 0.0 <= self.crossover_rate <= 1.0:
+            raise ValueError(f"crossover_rate must be in [0, 1], got {self.crossover_rate}")
         if not 0.0 <= self.mutation_rate <= 1.0:
             raise ValueError(f"mutation_rate must be in [0, 1], got {self.mutation_rate}")
         if self.restarts < 1:
@@ -222,6 +243,18 @@ def average_crossover(parents_a: np.ndarray, parents_b: np.ndarray) -> np.ndarra
     return normalise((np.asarray(parents_a, float) + np.asarray(parents_b, float)) / 2)
 
 
+def crossover(parents_a: np.ndarray, parents_b: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
+    """Children of pairs of parents: with probability ``rate`` per pair the
+    :func:`average_crossover` child, otherwise an exact copy of ``parents_a``'s row.
+
+    Parents have shape ``(size, members)``; neither is modified. One uniform
+    number is drawn per pair whatever the rate.
+    """
+    parents_a = np.asarray(parents_a, dtype=float)
+    crossed = rng.random(len(parents_a)) < rate
+    return np.where(crossed[:, None], average_crossover(parents_a, parents_b), parents_a)
+
+
 def mutate(
     population: np.ndarray, rate: float, rng: np.random.Generator, *, renormalise: bool = True
 ) -> np.ndarray:
@@ -236,14 +269,14 @@ def mutate(
     rng
         Random generator.
     renormalise
-        Rescale the chromosomes to sum to one afterwards (the GA always
-        does; ``False`` shows the raw replacement, for tests).
+        Rescale the mutated chromosomes to sum to one afterwards (the GA
+        always does; ``False`` shows the raw replacement, for tests).
 
     Returns
     -------
     numpy.ndarray
         A new array: each mutated chromosome has one randomly chosen gene set
-        to a fresh uniform value in [0, 1).
+        to a fresh uniform value in [0, 1); the others are unchanged.
     """
     mutated = np.array(population, dtype=float)
     size, n_members = mutated.shape
@@ -253,7 +286,9 @@ def mutate(
     values = rng.random(size)
     rows = np.flatnonzero(hit)
     mutated[rows, genes[rows]] = values[rows]
-    return normalise(mutated) if renormalise else mutated
+    if renormalise:
+        mutated[rows] = normalise(mutated[rows])
+    return mutated
 
 
 def population_fitness(
@@ -374,8 +409,9 @@ def genetic_weights(
     -----
     Each generation keeps its best individual (elitism) and breeds
     ``population_size - 1`` children: two parents by k-tournament, average
-    crossover, single-gene mutation. See the module docstring for the full
-    description and the choices that are ours.
+    crossover with probability ``crossover_rate`` (else a copy of the first
+    parent), single-gene mutation with probability ``mutation_rate``. See the
+    module docstring for the full description and the choices that are ours.
     """
     config = config or GAConfig()
     probabilities = stack_probabilities(val_probabilities)
@@ -403,7 +439,8 @@ def genetic_weights(
         for _ in range(config.generations):
             mothers = tournament_select(fitness, config.tournament_size, n_children, rng)
             fathers = tournament_select(fitness, config.tournament_size, n_children, rng)
-            children = mutate(average_crossover(population[mothers], population[fathers]), config.mutation_rate, rng)
+            children = crossover(population[mothers], population[fathers], config.crossover_rate, rng)
+            children = mutate(children, config.mutation_rate, rng)
             # Elitism: the best individual goes on unchanged, in first place.
             population = np.vstack([population[best], children])
             fitness = np.concatenate([fitness[[best]], fitness_of(children)])
@@ -529,251 +566,122 @@ def only_one_right(table: pd.DataFrame) -> pd.DataFrame:
     return rows
 
 
+def error_summary(table: pd.DataFrame) -> pd.Series:
+    """The report's error-analysis counts from an :func:`error_analysis` table.
+
+    Returns
+    -------
+    pandas.Series
+        Integer counts named ``"samples"``: ``"misclassified by all"``,
+        ``"misclassified by exactly one"``, then ``"only right: <model>"`` for
+        each model, in the table's model order (the samples that model alone
+        classifies correctly, 0 where there are none).
+    """
+    models = _models(table)
+    by_k = misclassified_by_k(table)
+    alone = only_one_right(table)["only_right"].value_counts().reindex(models, fill_value=0)
+    counts = {"misclassified by all": by_k[len(models)], "misclassified by exactly one": by_k[1]}
+    counts |= {f"only right: {model}": alone[model] for model in models}
+    return pd.Series(counts, name="samples").astype(int)
+
+
 # ---------------------------------------------------------------------------
-# Degenerate members and the verdict
+# Members' signal and the ensembles' gain
 
 #: Names of the ensembles in a results mapping, as notebook 07 calls them.
 ENSEMBLES = ("average ensemble", "GA-weighted ensemble")
 
 
-def degenerate_members(
+def member_signal(
     y_true: Sequence[int] | np.ndarray,
     probabilities: Mapping[str, np.ndarray],
-    *,
     threshold: float = 0.5,
     auc_margin: float = 0.05,
-    class_names: Sequence[str] = ("HEM", "ALL"),
-    unit: str = "test image",
-) -> dict[str, str]:
-    """Members that carry no signal an ensemble could combine, each with the reason.
-
-    A member is *degenerate* when it predicts the same class for every sample
-    at ``threshold``, or when its ROC AUC is within ``auc_margin`` of 0.5, i.e.
-    it ranks the samples about as well as a coin. (With a single class in
-    ``y_true`` the AUC is undefined and only the first test applies.)
+) -> pd.DataFrame:
+    """How much signal each member has for an ensemble to combine.
 
     Parameters
     ----------
     y_true
-        Labels 0/1 of the samples the members predicted.
+        Labels 0 (HEM) / 1 (ALL) of the samples the members predicted.
     probabilities
-        Member name to its positive-class probabilities.
+        Member name to its positive-class (ALL) probabilities.
     threshold
-        A member predicts label 1 where its probability exceeds it.
+        A member predicts ALL where its probability exceeds it.
     auc_margin
         How close to 0.5 a ROC AUC counts as chance.
-    class_names
-        Names of labels 0 and 1, for the reasons.
-    unit
-        What one sample is, for the reasons ("test image", "test cell").
 
     Returns
     -------
-    dict
-        Degenerate member to a reason such as ``"predicts HEM for every test
-        image; ROC AUC 0.539, within 0.05 of chance"``, in the order of
-        ``probabilities``; informative members are absent.
+    pandas.DataFrame
+        Indexed by member (index name ``member``), in the order of
+        ``probabilities``: ``predicted_classes`` (distinct classes predicted,
+        1 or 2), ``share_predicted_ALL`` (fraction of samples predicted ALL),
+        ``roc_auc`` (NaN when ``y_true`` holds one class), ``near_chance``
+        (the AUC is within ``auc_margin`` of 0.5) and ``degenerate`` (one class
+        predicted for every sample, or ``near_chance``).
     """
-    y = np.asarray(y_true).astype(int)
-    found: dict[str, str] = {}
+    y = np.asarray(y_true)
+    if y.ndim != 1 or not np.isin(y, (0, 1)).all():
+        raise ValueError(f"y_true must be a 1-D array of labels 0 and 1, got shape {y.shape}")
+    if not probabilities:
+        raise ValueError("member_signal needs at least one member")
+    rows = {}
     for name, p in probabilities.items():
         p = stack_probabilities([p])[0]
         if len(p) != len(y):
             raise ValueError(f"{name!r}: expected {len(y)} probabilities, got {len(p)}")
-        labels = np.unique(predict_labels(p, threshold))
-        auc = binary_report(y, p, threshold=threshold, class_names=class_names)["roc_auc"]
-        reasons = []
-        if len(labels) == 1:
-            reasons.append(f"predicts {class_names[int(labels[0])]} for every {unit}")
-        if auc is not None and abs(auc - 0.5) <= auc_margin:
-            reasons.append(f"ROC AUC {auc:.3f}, within {auc_margin:g} of chance")
-        elif auc is not None and reasons:
-            reasons.append(f"ROC AUC {auc:.3f}")
-        if reasons:
-            found[name] = "; ".join(reasons)
-    return found
+        predicted = predict_labels(p, threshold)
+        rows[name] = {
+            "predicted_classes": len(np.unique(predicted)),
+            "share_predicted_ALL": float(predicted.mean()),
+            "roc_auc": float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else np.nan,
+        }
+    table = pd.DataFrame.from_dict(rows, orient="index").rename_axis("member")
+    table["near_chance"] = (table["roc_auc"] - 0.5).abs() <= auc_margin  # NaN compares False
+    table["degenerate"] = (table["predicted_classes"] == 1) | table["near_chance"]
+    return table
 
 
-def _names(names: Sequence[str]) -> str:
-    """``a``, ``a and b``, ``a, b and c``."""
-    names = list(names)
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-
-
-def missing_weights_advice(files: Sequence[WeightFile]) -> str:
-    """One sentence saying which ImageNet weight files to download, and where to put them."""
-    from .weights import keras_home
-
-    unique = list({f.file_name: f for f in files}.values())
-    listed = _names([f"{f.file_name} ({f.url})" for f in unique])
-    return (f"To start them from ImageNet, download {listed} on a machine with a network and put "
-            f"{'it' if len(unique) == 1 else 'them'} in {keras_home() / 'models'} (or in the models/ folder "
-            "of a directory named by $KERAS_HOME), then run the chapter again.")
-
-
-def ensemble_verdict(
-    y_true: Sequence[int] | np.ndarray,
-    probabilities: Mapping[str, np.ndarray],
+def ensemble_gain(
     results: Mapping[str, Mapping[str, Any]],
-    *,
-    ga_weights: Mapping[str, float] | None = None,
-    random_init: Mapping[str, WeightFile | None] | None = None,
-    training: str | None = None,
+    members: Sequence[str],
     ensembles: Sequence[str] = ENSEMBLES,
-    threshold: float = 0.5,
-    auc_margin: float = 0.05,
-    unit: str = "test image",
-    class_names: Sequence[str] = ("HEM", "ALL"),
-) -> list[str]:
-    """Whether the ensembles beat their best member, and why not, in plain lines.
+) -> pd.DataFrame:
+    """Each ensemble's weighted F1 against its best member's.
 
     Parameters
     ----------
-    y_true
-        Labels of the samples scored (the test set).
-    probabilities
-        Member name to its positive-class probabilities on those samples.
     results
-        :func:`cytobook.evaluation.binary_report` of every member and of
-        each of ``ensembles``, by name.
-    ga_weights
-        The genetic algorithm's weight of each member, if it ran.
-    random_init
-        Members that started from random weights because their ImageNet
-        weights were not cached, each with the :class:`~cytobook.weights.WeightFile`
-        it lacked (``None`` if unknown); see
-        :func:`cytobook.results.random_initialised`.
-    training
-        How the members were trained, e.g. ``"64 px images and 1 fine-tuning
-        epoch"``, for the sentence about random weights.
+        :func:`cytobook.evaluation.binary_report` (or any mapping with a
+        ``weighted_f1``) of every member and ensemble, by name.
+    members
+        The members' names in ``results``; ties for best go to the first.
     ensembles
-        Names of the ensembles in ``results``.
-    threshold, auc_margin
-        See :func:`degenerate_members`.
-    unit
-        What one sample is.
-    class_names
-        Names of labels 0 and 1.
+        The ensembles' names in ``results``.
 
     Returns
     -------
-    list of str
-        One line per ensemble (its weighted F1 against the best member's),
-        then, if some members are degenerate, the lines naming them and what
-        they do to each ensemble and where they come from; the general
-        explanation from overlapping errors is given only when every member
-        carries signal (or among the informative ones, when two or more are).
+    pandas.DataFrame
+        One row per ensemble (index name ``ensemble``): ``weighted_f1``,
+        ``best_member``, ``best_member_weighted_f1``, ``gain`` (the
+        ensemble's weighted F1 minus the best member's) and
+        ``beats_best_member`` (``gain > 0``).
     """
-    members = list(probabilities)
-    y = np.asarray(y_true).astype(int)
-    random_init = dict(random_init or {})
-    lines = []
+    members = list(members)
+    if not members:
+        raise ValueError("ensemble_gain needs at least one member")
+    missing = [name for name in [*members, *ensembles] if name not in results]
+    if missing:
+        raise ValueError(f"no results for {missing}; found {list(results)}")
     best = max(members, key=lambda name: results[name]["weighted_f1"])
-    best_f1 = results[best]["weighted_f1"]
-    present = [name for name in ensembles if name in results]
-    for name in present:
-        gain = results[name]["weighted_f1"] - best_f1
-        verdict = "improves on" if gain > 0 else "does not improve on"
-        lines.append(f"{name}: weighted F1 {results[name]['weighted_f1']:.4f}, {verdict} the best member "
-                     f"({best}, {best_f1:.4f}) by {gain:+.4f}")
-    improved = any(results[name]["weighted_f1"] > best_f1 for name in present)
-
-    degenerate = degenerate_members(y, probabilities, threshold=threshold, auc_margin=auc_margin,
-                                    class_names=class_names, unit=unit)
-    informative = [name for name in members if name not in degenerate]
-    if degenerate:
-        plural = len(degenerate) > 1
-        # Members at chance carry no signal at all; a member on one side of the threshold may still rank the
-        # samples, but an average at the threshold cannot use that: it only pulls the ensemble to that side.
-        lopsided = [name for name, reason in degenerate.items() if "of chance" not in reason]
-        at_chance = [name for name in degenerate if name not in lopsided]
-        if not lopsided:
-            why = f"{'Such members carry' if plural else 'Such a member carries'} no signal to combine."
-        else:
-            why = (f"{_names(at_chance)} {'carry' if len(at_chance) > 1 else 'carries'} no signal to combine; "
-                   if at_chance else "")
-            why += (f"{_names(lopsided)} never {'cross' if len(lopsided) > 1 else 'crosses'} the threshold, so "
-                    "whatever ranking " + ("they have" if len(lopsided) > 1 else "it has")
-                    + " only pulls an average to one side instead of adding signal to combine.")
-        lines.append(
-            f"Degenerate member{'s' if plural else ''}: "
-            + "; ".join(f"{name} ({reason})" for name, reason in degenerate.items())
-            + f". {why}")
-        stacked = stack_probabilities([probabilities[name] for name in degenerate])
-        spread = float(stacked.std(axis=1).max())
-        flat = spread < 0.05
-        k, n = len(degenerate), len(members)
-        if informative and "average ensemble" in results:
-            average_f1 = results["average ensemble"]["weighted_f1"]
-            best_informative = max(informative, key=lambda name: results[name]["weighted_f1"])
-            output = "near-constant output" if flat else "output"
-            lines.append(
-                f"The plain average gives {'them' if plural else 'it'} {k} of its {n} equal shares, so it is "
-                f"dragged toward {'their' if plural else 'its'} {output} (mean P({class_names[1]}) "
-                f"{float(stacked.mean()):.3f}" + (f", standard deviation at most {spread:.3f} across {unit}s" if flat else "")
-                + f"): weighted F1 {average_f1:.4f}"
-                + f" against {results[best_informative]['weighted_f1']:.4f} for {best_informative}.")
-        if informative and ga_weights is not None:
-            total = float(sum(ga_weights.get(name, 0.0) for name in degenerate))
-            if total <= 0.1:
-                lines.append(f"The GA rightly gives {'them' if plural else 'it'} little weight ({total:.3f} in all, "
-                             f"against {k}/{n} in the plain average).")
-            else:
-                lines.append(
-                    f"The GA gives {'them' if plural else 'it'} {total:.3f} of the weight in all (against {k}/{n} in "
-                    "the plain average)" + (
-                        ": an output that hardly varies from one sample to the next only shifts where the weighted "
-                        "average crosses the threshold, it adds no ranking information." if flat else "."))
-        random_degenerate = [name for name in degenerate if name in random_init]
-        if random_degenerate:
-            one = len(random_degenerate) == 1
-            how = f", with {training}," if training else ""
-            lines.append(
-                f"{_names(random_degenerate)} {'is' if one else 'are'} degenerate because {'it' if one else 'they'} "
-                f"started from RANDOM weights: no ImageNet weights were cached when {'its notebook' if one else 'their notebooks'} "
-                f"ran (this profile allows that, with a WARNING). From random weights{how} "
-                f"{'this deep base' if one else 'these deep bases'} learnt no usable signal, so this run cannot test "
-                "what the report's ensembles gain.")
-            files = [random_init[name] for name in random_degenerate if random_init[name] is not None]
-            if files:
-                lines.append(missing_weights_advice(files))
-        other = [name for name in degenerate if name not in random_init]
-        if other:
-            one = len(other) == 1
-            lines.append(f"{_names(other)} learnt no usable signal in this run although {'it was' if one else 'they were'} "
-                         f"not held back by missing ImageNet weights: see the learning curves in "
-                         f"{'its training notebook' if one else 'their training notebooks'}.")
-    if improved:
-        return lines
-    if degenerate and len(informative) < 2:
-        lines.append(
-            f"Why not: only {informative[0]} is not degenerate, so there is nothing to combine; an ensemble can at "
-            "best match it." if informative else
-            "Why not: every member is degenerate, so there is no signal for an ensemble to combine.")
-        return lines
-    table = error_analysis(y, {name: predict_labels(probabilities[name], threshold) for name in informative})
-    wrong_any = int((table["n_wrong"] > 0).sum())
-    shared = len(misclassified_by_all(table))
-    alone = len(only_one_right(table))
-    among = f"among the {len(informative)} informative members, " if degenerate else ""
-    lines.append(
-        f"Why not: {among}of the {wrong_any} {unit}s some member gets wrong, {shared} are wrong for every member and "
-        f"{alone} are right for one member only; an average can only fix {unit}s where the majority of the "
-        "probability mass is right, and weights fitted on a small validation set need not transfer to the test set.")
-    return lines
-
-
-def degenerate_summary(degenerate: Sequence[str], random_init: Sequence[str] = ()) -> str | None:
-    """One sentence for a results table: which members are degenerate, and why if known; ``None`` if none."""
-    degenerate = list(degenerate)
-    if not degenerate:
-        return None
-    plural = len(degenerate) > 1
-    sentence = (f"{_names(degenerate)} {'are' if plural else 'is'} degenerate in this run (one class predicted for "
-                f"every test image, or a ROC AUC close to chance): {'they carry' if plural else 'it carries'} no "
-                "signal, so the ensemble rows cannot gain from " + ("them" if plural else "it"))
-    random = [name for name in degenerate if name in set(random_init)]
-    if random:
-        sentence += (f"; {_names(random)} started from random weights because no ImageNet weights were cached "
-                     "(notebook 07 names the files and where to put them)")
-    return sentence + "."
+    best_f1 = float(results[best]["weighted_f1"])
+    table = pd.DataFrame(
+        {"weighted_f1": [float(results[name]["weighted_f1"]) for name in ensembles]},
+        index=pd.Index(list(ensembles), name="ensemble"),
+    )
+    table["best_member"] = best
+    table["best_member_weighted_f1"] = best_f1
+    table["gain"] = table["weighted_f1"] - best_f1
+    table["beats_best_member"] = table["gain"] > 0
+    return table
