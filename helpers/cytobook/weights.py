@@ -1,20 +1,61 @@
-"""ImageNet weights without a network.
+"""ImageNet weights: the Keras cache first, a quick download second, a clear failure last.
 
-``keras.applications`` downloads its weights on first use. Cytobook runs where
-there is no network (CI, air-gapped GPU machines), so every backbone is built
-through :func:`build_backbone`, which looks for the exact file Keras would have
-downloaded under ``$KERAS_HOME/models`` and, when it is missing, fails at once
-with a message saying which file to put where, instead of hanging on a
-download or quietly training from random weights.
+``keras.applications`` downloads its weights on first use, with no timeout, so
+on a machine without a network it can hang, and a killed download can leave a
+truncated file behind. Cytobook runs both on machines with a network and on
+machines without one (CI, air-gapped GPU machines), so every backbone is built
+through :func:`build_backbone`, which resolves the weights with
+:func:`resolve_imagenet`:
+
+1. the exact file Keras would have downloaded, under ``$KERAS_HOME/models``
+   (``~/.keras/models`` by default), is used when it is there;
+2. otherwise the file is downloaded from the URL Keras uses into that folder,
+   with a short connect/read timeout (:data:`DOWNLOAD_TIMEOUT_S`, or
+   ``$CYTOBOOK_DOWNLOAD_TIMEOUT`` seconds). It is written to a hidden
+   temporary file beside it and renamed only once complete, so an interrupted
+   download never leaves a file that would later be taken as valid. After a
+   network failure no further download is tried in the same process, so a
+   notebook that builds ten models waits at most once. ``CYTOBOOK_OFFLINE=1``
+   skips the download altogether;
+3. when the download is skipped or fails, the ``full`` profile stops at once
+   with a message naming the file, its URL and the folder to put it in, and
+   the ``smoke`` and ``demo`` profiles print, in the notebook, that they start
+   from random weights.
+
+Only the standard library (:mod:`urllib.request`) downloads, so proxies set in
+``$https_proxy`` are honoured as they are by Keras.
 """
 
 from __future__ import annotations
 
+import http.client
 import os
+import socket
+import urllib.error
+import urllib.request
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 _BASE_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
+
+#: Seconds to wait for the connection and for each read of a download (not for the
+#: whole download); ``$CYTOBOOK_DOWNLOAD_TIMEOUT`` overrides it.
+DOWNLOAD_TIMEOUT_S = 10.0
+#: Environment variable overriding :data:`DOWNLOAD_TIMEOUT_S` (seconds, a positive number).
+TIMEOUT_ENV = "CYTOBOOK_DOWNLOAD_TIMEOUT"
+#: Environment variable that, set to anything but ``""``, ``0``, ``false`` or ``no``,
+#: stops :func:`resolve_imagenet` from trying to download.
+OFFLINE_ENV = "CYTOBOOK_OFFLINE"
+
+#: Every HDF5 file (the Keras ``.h5`` weights) starts with this signature; a
+#: download that does not (say, a captive portal's login page) is discarded.
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+#: Input sizes Keras has MobileNet weights for; other sizes use the 224 file, as in Keras.
+_MOBILENET_ROWS = {"mobilenet": (128, 160, 192, 224), "mobilenet_v2": (96, 128, 160, 192, 224)}
+
+#: Why the network failed in this process, once it has; no download is tried after that.
+_network_failure: str | None = None
 
 #: Architectures the reports use: ``keras.applications`` constructor and URL folder.
 ARCHITECTURES: dict[str, tuple[str, str]] = {
@@ -29,7 +70,7 @@ ARCHITECTURES: dict[str, tuple[str, str]] = {
 
 
 class MissingWeightsError(FileNotFoundError):
-    """ImageNet weights are needed but not cached, and cannot be downloaded here."""
+    """ImageNet weights are needed but are not cached and could not be downloaded."""
 
 
 @dataclass(frozen=True)
@@ -43,7 +84,7 @@ class WeightFile:
     file_name
         Keras's own file name, looked up under ``$KERAS_HOME/models``.
     url
-        Where Keras downloads it from (for the instructions in the error).
+        Where Keras downloads it from, and so does :func:`resolve_imagenet`.
     """
 
     arch: str
@@ -87,25 +128,163 @@ def imagenet_file(arch: str, *, alpha: float = 1.0, rows: int = 224) -> WeightFi
     return WeightFile(arch, name, f"{_BASE_URL}{folder}/{name}")
 
 
-def resolve_imagenet(arch: str, *, required: bool, alpha: float = 1.0, rows: int = 224) -> Path | None:
-    """Path of the cached ImageNet weights of ``arch``, or a loud ``None``.
+def download_timeout() -> float:
+    """Seconds a download waits to connect and for each read.
 
-    The MobileNet families were trained at several resolutions; any of them
-    fits any input size without the top, so the 224 file stands in when the
-    file for ``rows`` is absent.
+    Returns
+    -------
+    float
+        ``$CYTOBOOK_DOWNLOAD_TIMEOUT`` when set, else :data:`DOWNLOAD_TIMEOUT_S`.
+
+    Raises
+    ------
+    ValueError
+        If ``$CYTOBOOK_DOWNLOAD_TIMEOUT`` is not a positive number.
+    """
+    text = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not text:
+        return DOWNLOAD_TIMEOUT_S
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0:
+        raise ValueError(f"{TIMEOUT_ENV} must be a positive number of seconds, not {text!r}")
+    return seconds
+
+
+def offline() -> bool:
+    """Whether ``$CYTOBOOK_OFFLINE`` forbids downloads (any value but ``""``, ``0``, ``false``, ``no``)."""
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+class _DownloadFailed(Exception):
+    """A download did not produce a complete file; ``network`` if the network itself failed."""
+
+    def __init__(self, reason: str, *, network: bool):
+        super().__init__(reason)
+        self.network = network
+
+
+def _download(source: WeightFile, timeout: float) -> Path:
+    """Download ``source`` into the Keras cache, atomically.
+
+    The bytes go to a hidden ``.part`` file in the cache folder, which is
+    renamed to the cached name only when the transfer is complete (as long as
+    the server's ``Content-Length``, when it sends one) and starts like an
+    HDF5 file; on any failure it is deleted.
+
+    Raises
+    ------
+    _DownloadFailed
+        With a few words saying why.
+    """
+    target = source.cached_path
+    print(f"Downloading ImageNet weights for {source.arch} from {source.url} to {target} "
+          f"(timeout {timeout:g} s)", flush=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise _DownloadFailed(f"cannot create {target.parent}: {error}", network=False) from error
+    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
+    try:
+        try:
+            with urllib.request.urlopen(source.url, timeout=timeout) as response, open(partial, "xb") as out:
+                expected = response.headers.get("Content-Length")
+                received = 0
+                while chunk := response.read(1 << 20):
+                    if received == 0 and not chunk.startswith(_HDF5_SIGNATURE[: len(chunk)]):
+                        raise _DownloadFailed("the server sent something that is not an HDF5 file", network=False)
+                    out.write(chunk)
+                    received += len(chunk)
+        except urllib.error.HTTPError as error:
+            raise _DownloadFailed(f"HTTP {error.code} {error.reason}", network=False) from error
+        except urllib.error.URLError as error:
+            reason = error.reason
+            network = not isinstance(reason, (FileNotFoundError, PermissionError))
+            raise _DownloadFailed(_describe(reason), network=network) from error
+        except (OSError, http.client.HTTPException) as error:
+            # Timeouts and resets while reading, an incomplete chunked body; a
+            # failure to write the file is not the network's fault.
+            network = not isinstance(error, OSError) or isinstance(error, (TimeoutError, ConnectionError, socket.timeout))
+            raise _DownloadFailed(_describe(error), network=network) from error
+        if expected is not None and received != int(expected):
+            raise _DownloadFailed(f"the transfer stopped after {received} of {expected} bytes", network=True)
+        if received < len(_HDF5_SIGNATURE):
+            raise _DownloadFailed(f"the server sent only {received} bytes", network=False)
+        os.replace(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _describe(error: BaseException | str) -> str:
+    """A few words for a download error."""
+    if isinstance(error, (TimeoutError, socket.timeout)):
+        return "timed out"
+    if isinstance(error, socket.gaierror):
+        return f"cannot resolve the server's name: {error.strerror or error}"
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return str(error) or type(error).__name__
+
+
+def _try_download(source: WeightFile) -> tuple[Path | None, str]:
+    """Download ``source`` unless downloads are off; the path, or ``None`` and why not."""
+    global _network_failure
+    if offline():
+        return None, f"download skipped because {OFFLINE_ENV} is set"
+    if _network_failure is not None:
+        return None, f"download skipped, as an earlier one in this process failed: {_network_failure}"
+    try:
+        return _download(source, download_timeout()), ""
+    except _DownloadFailed as failure:
+        if failure.network:
+            _network_failure = str(failure)
+        return None, f"download failed: {failure}"
+
+
+def resolve_imagenet(arch: str, *, required: bool, alpha: float = 1.0, rows: int = 224) -> Path | None:
+    """Path of the ImageNet weights of ``arch``, from the cache or downloaded, or a loud ``None``.
+
+    The file is looked for under ``$KERAS_HOME/models`` first. The MobileNet
+    families were trained at several resolutions; any of them fits any input
+    size without the top, so the 224 file stands in when the file for
+    ``rows`` is absent. When neither is cached, the file is downloaded from
+    the URL Keras uses into that folder (the file for ``rows``, or the 224
+    one where Keras has none for ``rows``), unless ``$CYTOBOOK_OFFLINE`` is
+    set or a download already failed for want of a network in this process.
+    The download waits at most :func:`download_timeout` seconds to connect
+    and for each read, and one line says what is downloaded from where to
+    where.
 
     Parameters
     ----------
+    arch
+        A key of :data:`ARCHITECTURES`.
     required
-        True in the ``full`` profile: a missing file raises. Otherwise a
-        warning is printed (it lands in the notebook's output) and ``None`` is
-        returned, meaning random initialisation.
+        True in the ``full`` profile: weights that are neither cached nor
+        downloadable raise. Otherwise a warning is printed (it lands in the
+        notebook's output) and ``None`` is returned, meaning random
+        initialisation.
+    alpha, rows
+        Width multiplier and input size, for the MobileNet families.
+
+    Returns
+    -------
+    pathlib.Path or None
+        The weight file, or ``None`` when ``required`` is false and there is
+        none.
 
     Raises
     ------
     MissingWeightsError
-        If ``required`` and the file is not cached. The message names the
-        file, its URL and the folder to put it in.
+        If ``required`` and the file is neither cached nor downloaded. The
+        message names the file, its URL and the folder to put it in, and says
+        why no download happened or why it failed.
     """
     wanted = imagenet_file(arch, alpha=alpha, rows=rows)
     candidates = [wanted]
@@ -114,11 +293,18 @@ def resolve_imagenet(arch: str, *, required: bool, alpha: float = 1.0, rows: int
     for candidate in candidates:
         if candidate.cached_path.is_file():
             return candidate.cached_path
-    fallback = f" (or the 224 px file {candidates[-1].file_name}, which fits any input size)" if len(candidates) > 1 else ""
+    source = wanted
+    if arch in _MOBILENET_ROWS and rows not in _MOBILENET_ROWS[arch]:
+        source = candidates[-1]  # Keras has no file for these rows and uses the 224 one
+    path, why_not = _try_download(source)
+    if path is not None:
+        return path
+    fallback = (f" (or the 224 px file {candidates[-1].file_name}, which fits any input size)"
+                if source is not candidates[-1] else "")
     message = (
-        f"ImageNet weights for {arch} are not cached and this machine cannot download them. "
-        f"On a machine with a network, download {wanted.url} and put it at {wanted.cached_path}{fallback} "
-        f"(or set KERAS_HOME to a folder whose models/ holds {wanted.file_name})."
+        f"ImageNet weights for {arch} are not cached and were not downloaded ({why_not}). "
+        f"Download {source.url} and put it at {source.cached_path}{fallback} "
+        f"(or set KERAS_HOME to a folder whose models/ holds {source.file_name})."
     )
     if required:
         raise MissingWeightsError(message)
@@ -145,7 +331,7 @@ def build_backbone(
     input_shape
         ``(height, width, 3)``.
     weights
-        ``"imagenet"`` (resolved offline with :func:`resolve_imagenet`),
+        ``"imagenet"`` (cached or downloaded by :func:`resolve_imagenet`),
         ``None`` for random weights, or a path to a weight file.
     required
         Whether missing ImageNet weights are an error (see
