@@ -1,15 +1,17 @@
-"""``cytobook book``: table of contents, notebook clean-up, and a full build of a fake run."""
+"""``cytobook book``: table of contents, notebook clean-up, the run's facts and pages, a full build."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import nbformat
 import pytest
 
 from cytobook import book, suite
+from cytobook.profiles import PROFILES
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -165,6 +167,190 @@ def test_every_cited_key_is_in_the_bibliography():
     assert cited <= keys, f"cited but not in references.bib: {sorted(cited - keys)}"
 
 
+# --------------------------------------------------------------------------- facts and pages of a run
+
+NOISE = "2025-01-01 10:00:00.123456: I tensorflow/core/util/port.cc:153] start-up\n"
+
+
+def _staged_run(run: Path, manifest: dict) -> Path:
+    """A run holding ``manifest.json``, an executed copy of the ``ok`` and ``failed``
+    notebooks it lists (one start-up noise line each) and metrics for some of them."""
+    (run / "notebooks").mkdir(parents=True)
+    (run / "metrics").mkdir()
+    for entry in manifest.get("notebooks", []):
+        if entry["status"] in ("ok", "failed"):
+            notebook = nbformat.v4.new_notebook()
+            cell = nbformat.v4.new_code_cell("x = 1")
+            cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text=NOISE + "UserWarning: kept\n")]
+            notebook.cells = [nbformat.v4.new_markdown_cell(f"# {entry['name']}"), cell]
+            nbformat.write(notebook, run / "notebooks" / f"{entry['name']}.ipynb")
+    (run / "metrics" / "01_data_tour.json").write_text(json.dumps({"weighted_f1": 0.5317}))
+    (run / "metrics" / "03_cnmc_mobilenet.json").write_text('{"auc": NaN}')
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    return run
+
+
+MANIFEST = {
+    "run_id": "20250101-100000-smoke",
+    "profile": "smoke",
+    "seed": 0,
+    "commit": "0123abc4567",
+    "keras_backend": "jax",
+    "device": "CPU (test)",
+    "started": "2025-01-01T10:00:00+00:00",
+    "python": "3.11.9",
+    "duration_s": 3729.2,
+    "data_dirs": {"cnmc": "/data/C-NMC"},
+    "packages": {"tensorflow": "2.21.0", "keras": "3.10.0"},
+    "notebooks": [
+        {"name": "01_data_tour", "chapter": "data", "status": "ok", "duration_s": 4.2,
+         "parameters": {"profile": "smoke", "seed": 0, "data_dir": None}},
+        {"name": "02_cnmc_not_yet", "chapter": "cnmc", "status": "not run", "duration_s": None, "parameters": None},
+        {"name": "03_cnmc_mobilenet", "chapter": "cnmc", "status": "failed", "duration_s": 3725.0,
+         "parameters": {"profile": "smoke", "seed": 0, "data_dir": "/data/C-NMC"}},
+    ],
+}
+
+
+def _facts(run: Path, manifest: dict, removed: int = 0) -> book.RunFacts:
+    notebooks = book._collect_notebooks(run, manifest)
+    for nb in notebooks:
+        nb.removed_lines = removed if nb.shown else 0
+    return book.run_facts(manifest, notebooks, run, run.parent)
+
+
+def _row(page: str, stem: str) -> list[str]:
+    """The cells of the notebook table's row for ``stem`` (escaped pipes stay inside a cell)."""
+    (line,) = [line for line in page.splitlines() if line.startswith("| ") and f"`{stem}`" in line]
+    return [cell.strip() for cell in re.split(r"(?<!\\)\|", line)[1:-1]]
+
+
+def test_run_facts_hold_the_manifest_values(tmp_path):
+    run = _staged_run(tmp_path / "run", MANIFEST)
+    facts = _facts(run, MANIFEST, removed=1)
+    assert facts.run_id == "20250101-100000-smoke"
+    assert (facts.profile, facts.seed, facts.commit) == ("smoke", "0", "0123abc4567")
+    assert facts.profile_purpose == PROFILES["smoke"].purpose
+    assert (facts.keras_backend, facts.device, facts.python) == ("jax", "CPU (test)", "3.11.9")
+    assert facts.duration_s == 3729.2
+    assert facts.data_dirs == {"cnmc": "/data/C-NMC"}
+    assert facts.run_folder == "run"  # relative to the root given
+    assert list(facts.packages) == ["keras", "tensorflow"]  # sorted
+    assert facts.status_counts == {"ok": 1, "not run": 1, "failed": 1}
+    assert facts.removed_lines == 2
+
+    tour, not_yet, mobilenet = facts.notebooks
+    assert [nb.stem for nb in facts.notebooks] == ["01_data_tour", "02_cnmc_not_yet", "03_cnmc_mobilenet"]
+    assert [nb.status for nb in facts.notebooks] == ["ok", "not run", "failed"]
+    assert [nb.shown for nb in facts.notebooks] == [True, False, True]
+    assert [nb.link for nb in facts.notebooks] == ["../notebooks/01_data_tour", None, "../notebooks/03_cnmc_mobilenet"]
+    assert [nb.duration_s for nb in facts.notebooks] == [4.2, None, 3725.0]
+    assert [nb.data for nb in facts.notebooks] == ["generated", None, "real"]
+    assert mobilenet.data_dir == "/data/C-NMC" and tour.data_dir is None
+    assert not_yet.parameters is None and mobilenet.parameters["data_dir"] == "/data/C-NMC"
+    assert json.loads(tour.metrics) == {"weighted_f1": 0.5317} and not tour.metrics_cut
+    assert not_yet.metrics is None
+
+
+def test_run_page_shows_every_fact(tmp_path):
+    run = _staged_run(tmp_path / "run", MANIFEST)
+    facts = _facts(run, MANIFEST, removed=1)
+    page = book.run_page(facts)
+    assert page.startswith("# This run\n") and page.endswith("|\n")
+    for value in ("20250101-100000-smoke", "0123abc4567", "jax", "CPU (test)", "3.11.9", facts.built,
+                  PROFILES["smoke"].purpose, book.format_duration(3729.2), "/data/C-NMC", "`3.10.0`", "`2.21.0`"):
+        assert value in page, value
+    tour = _row(page, "01_data_tour")
+    assert "{doc}`../notebooks/01_data_tour`" in tour[0]
+    assert tour[1:] == ["data", "ok", "4.2 s", "generated"]
+    not_yet = _row(page, "02_cnmc_not_yet")
+    assert "{doc}" not in not_yet[0] and "not run" in not_yet[2] and not_yet[3] == not_yet[4] == "–"
+    mobilenet = _row(page, "03_cnmc_mobilenet")
+    assert "failed" in mobilenet[2] and mobilenet[3] == "1 h 02 min" and "`/data/C-NMC`" in mobilenet[4]
+    assert '"weighted_f1": 0.5317' in page  # the metrics file
+    assert "```text\n{\"auc\": NaN}\n```" in page  # not strict JSON: no json lexer for Pygments to warn about
+    assert '"data_dir": "/data/C-NMC"' in page  # the injected parameters
+    assert " 2 lines " in page  # the removed start-up logging
+    assert "None" not in page
+
+
+def test_run_page_of_a_bare_manifest(tmp_path):
+    manifest = {"run_id": "bare", "data_dirs": {}, "duration_s": "n/a"}
+    run = _staged_run(tmp_path / "run", manifest)
+    facts = _facts(run, manifest)
+    assert facts.notebooks == () and facts.packages == {} and facts.status_counts == {}
+    assert facts.profile is None and facts.profile_purpose is None and facts.commit is None
+    assert facts.duration_s is None and facts.data_dirs == {}
+    assert book.run_facts({"data_dirs": None}, [], run).data_dirs is None
+    page = book.run_page(facts)
+    assert "`bare`" in page
+    assert "None" not in page and "{doc}" not in page and "```" not in page
+
+
+def test_run_page_keeps_awkward_values_inside_their_cell(tmp_path):
+    manifest = {
+        "device": "GPU `0` | H200",
+        "notebooks": [{"name": "01_data_x", "status": "ok", "duration_s": 1, "parameters": {"data_dir": "/d|a`t"}}],
+    }
+    run = _staged_run(tmp_path / "run", manifest)
+    page = book.run_page(_facts(run, manifest))
+    assert len(_row(page, "01_data_x")) == 5
+    (device,) = [line for line in page.splitlines() if line.startswith("| Device |")]
+    assert len(re.split(r"(?<!\\)\|", device)) == 4
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(None, "–"), (0.04, "0.0 s"), (4.25, "4.2 s"), (59.9, "59.9 s"), (185, "3 min 05 s"), (3725, "1 h 02 min")],
+)
+def test_format_duration(seconds, text):
+    assert book.format_duration(seconds) == text
+
+
+def test_stage_book_writes_run_page_overviews_and_toc(tmp_path):
+    run = _staged_run(tmp_path / "run", MANIFEST)
+    before = {p: _digest(p) for p in run.rglob("*") if p.is_file()}
+
+    staging = book.stage_book(run, REPO)
+
+    assert {p: _digest(p) for p in before} == before  # the run's own files are untouched
+    copies = sorted(p.name for p in (staging / "notebooks").iterdir())
+    assert copies == ["01_data_tour.ipynb", "03_cnmc_mobilenet.ipynb"]  # not the one that did not run
+    copy = (staging / "notebooks" / "01_data_tour.ipynb").read_text()
+    assert "start-up" not in copy and "UserWarning: kept" in copy
+    run_page = (staging / "book" / "run.md").read_text()
+    assert "0123abc4567" in run_page and " 2 lines " in run_page
+    cnmc = (staging / "book" / "cnmc.md").read_text()
+    assert book.RUN_NOTEBOOKS_MARKER not in cnmc
+    assert "{doc}`../notebooks/03_cnmc_mobilenet`" in cnmc and "**failed**" in cnmc
+    assert "02_cnmc_not_yet" not in cnmc  # not part of the book
+    bagging = (staging / "book" / "bagging.md").read_text()
+    assert book.RUN_NOTEBOOKS_MARKER not in bagging and "{doc}`../notebooks" not in bagging
+    toc = (staging / "_toc.yml").read_text()
+    assert "notebooks/01_data_tour" in toc and "notebooks/03_cnmc_mobilenet" in toc and "02_cnmc_not_yet" not in toc
+
+
+def test_overview_without_marker_gets_its_own_section():
+    rows = [book.NotebookFacts("03_cnmc_a", "cnmc", "ok", True, "../notebooks/03_cnmc_a", 1.0, "generated", None,
+                               None, None, False, 0)]
+    plain = book.run_notebooks_section(rows)
+    headed = book.run_notebooks_section(rows, heading=True)
+    assert "{doc}`../notebooks/03_cnmc_a`" in plain and "**" not in plain  # no status note for "ok"
+    assert headed.startswith("## ") and headed.endswith(plain)
+    assert "{doc}" not in book.run_notebooks_section([])
+
+
+def test_template_ships_with_the_package():
+    import fnmatch
+    from importlib import resources
+
+    tomllib = pytest.importorskip("tomllib")
+
+    assert resources.files("cytobook").joinpath(book.TEMPLATE).is_file()
+    package_data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert any(fnmatch.fnmatch(book.TEMPLATE, pattern) for pattern in package_data["cytobook"])
+
+
 # --------------------------------------------------------------------------- full build
 
 
@@ -257,8 +443,9 @@ def test_build_book_from_a_fake_run(tmp_path, repo_root):
     assert "deep residual learning for image recognition" in bibliography.lower()
     assert "Challenge Report: Lymphocytosis Classification" in bibliography  # a report's own title, verbatim
 
-    overview = (html / "book" / "bagging.html").read_text()
-    assert "added as they are built" in overview
+    overview = (run / "book" / "book" / "bagging.md").read_text()
+    assert book.RUN_NOTEBOOKS_MARKER not in overview and "{doc}" not in overview  # no notebook for report 2
+    assert (html / "book" / "bagging.html").is_file()
 
     # The run's own files are untouched; only run/book was written.
     after = {p: _digest(p) for p in before}

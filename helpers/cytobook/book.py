@@ -14,6 +14,12 @@ and builds it with ``jupyter-book build --builder html`` with execution off.
 Only the staging folder is written: the run's notebooks, metrics and artefacts
 are read, never changed.
 
+Facts and sentences are kept apart: :func:`run_facts` computes what the page
+*This run* states (a :class:`RunFacts`, one :class:`NotebookFacts` a notebook)
+and the Jinja template :data:`TEMPLATE` (``templates/book.md.jinja`` in the
+package) holds all the wording and layout of the generated Markdown, including
+the list of a report's notebooks on its overview page.
+
 What the copies of the notebooks lose, and why
 ----------------------------------------------
 * The papermill cell tagged ``injected-parameters`` gets the ``remove-cell``
@@ -29,15 +35,19 @@ What the copies of the notebooks lose, and why
 from __future__ import annotations
 
 import copy
+import functools
 import json
+import math
 import os
 import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -50,12 +60,19 @@ __all__ = [
     "STARTUP_NOISE",
     "BookBuildError",
     "BookError",
+    "NotebookFacts",
+    "RunFacts",
     "build_book",
     "clean_notebook",
+    "format_duration",
+    "group_notebooks",
     "make_toc",
     "notebook_chapter",
+    "run_facts",
+    "run_notebooks_section",
     "run_page",
     "stage_book",
+    "toc_yaml",
 ]
 
 #: Folder of the book's own pages, inside the repository and inside the staging copy.
@@ -65,6 +82,10 @@ NOTEBOOKS_DIR = "notebooks"
 RUN_PAGE = "run"
 #: Line of an overview page replaced by the list of the run's notebooks for that report.
 RUN_NOTEBOOKS_MARKER = "<!-- cytobook:run-notebooks -->"
+#: Wording and layout of the generated Markdown, inside the package (Jinja macros).
+TEMPLATE = "templates/book.md.jinja"
+#: Characters of a metrics file shown on the page *This run*; the rest is cut.
+METRICS_LIMIT = 20_000
 
 
 @dataclass(frozen=True)
@@ -234,64 +255,7 @@ def clean_notebook(notebook: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
     return notebook, removed
 
 
-# --------------------------------------------------------------------------- run page
-
-
-def _code(value: Any) -> str:
-    """``value`` as an inline code span that survives backticks and table pipes."""
-    text = str(value).replace("\n", " ")
-    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
-    fence = "`" * (longest + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") else ""
-    return f"{fence}{pad}{text}{pad}{fence}".replace("|", "\\|")
-
-
-def _cell(value: Any) -> str:
-    return str(value).replace("\n", " ").replace("|", "\\|")
-
-
-def _duration(seconds: Any) -> str:
-    try:
-        seconds = float(seconds)
-    except (TypeError, ValueError):
-        return "–"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, seconds = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
-
-
-def _json_lexer(text: str) -> str:
-    """``json`` for strict JSON, else ``text``: Pygments warns on NaN or a cut file, and -W fails on that."""
-
-    def reject(constant: str) -> None:
-        raise ValueError(constant)
-
-    try:
-        json.loads(text, parse_constant=reject)
-    except ValueError:
-        return "text"
-    return "json"
-
-
-def _data_dirs(data_dirs: Any) -> str:
-    """The run's ``--data-dir`` choices, as a table cell."""
-    if data_dirs is None:
-        return "not recorded"
-    if not data_dirs:
-        return "none: every data set was generated"
-    if isinstance(data_dirs, Mapping):
-        return "; ".join(f"{_cell(name)}: {_code(path)}" for name, path in sorted(data_dirs.items()))
-    return _code(data_dirs)
-
-
-def _data_of(entry: Mapping[str, Any]) -> str | None:
-    """The real data folder a notebook was given, or ``None`` for generated data."""
-    value = (entry.get("parameters") or {}).get("data_dir")
-    return str(value) if value else None
+# --------------------------------------------------------------------------- the run's notebooks
 
 
 @dataclass
@@ -311,149 +275,285 @@ class _Notebook:
         return self.path is not None and self.status != "not run"
 
 
-def run_page(manifest: Mapping[str, Any], notebooks: list[_Notebook], run_dir: Path, root: Path | None = None) -> str:
-    """Markdown of the page *This run*, generated from ``manifest.json``."""
+# --------------------------------------------------------------------------- pages of the run
+
+
+@dataclass(frozen=True)
+class NotebookFacts:
+    """One notebook of the run, as the book's pages state it.
+
+    Attributes
+    ----------
+    stem
+        ``NN_<chapter>_<topic>``.
+    chapter
+        Its chapter (a key of :data:`PARTS`).
+    status
+        The manifest's status (``ok``, ``failed``, ``not run``...); ``unknown``
+        for an executed copy that the manifest does not list.
+    shown
+        Whether the book holds its page: the run has an executed copy and the
+        notebook ran.
+    link
+        Target of a ``{doc}`` role to its page, from ``book/``; ``None`` when
+        not shown.
+    duration_s
+        Seconds it ran, as recorded; ``None`` when not recorded or not shown.
+    data
+        ``"real"`` (it was given a data folder), ``"generated"``, or ``None``
+        when not shown.
+    data_dir
+        The real data folder it was given, if any.
+    parameters
+        The values papermill injected, as the manifest records them (``None``
+        or empty when none were recorded).
+    metrics
+        The text of ``metrics/<stem>.json``, cut after :data:`METRICS_LIMIT`
+        characters; ``None`` when the run wrote no such file.
+    metrics_cut
+        Whether ``metrics`` was cut.
+    removed_lines
+        stderr lines of start-up logging removed from its copy.
+    """
+
+    stem: str
+    chapter: str
+    status: str
+    shown: bool
+    link: str | None
+    duration_s: float | None
+    data: str | None
+    data_dir: str | None
+    parameters: dict[str, Any] | None
+    metrics: str | None
+    metrics_cut: bool
+    removed_lines: int
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """Everything the page *This run* states, computed from the run's files.
+
+    The wording and layout are in :data:`TEMPLATE`; this holds values only.
+    A manifest field that is missing or empty is ``None``.
+
+    Attributes
+    ----------
+    run_id, profile, seed, commit, keras_backend, device, started, python
+        The manifest's fields, as text.
+    profile_purpose
+        What the profile is for (:data:`cytobook.profiles.PROFILES`), when known.
+    duration_s
+        The whole run's duration in seconds.
+    data_dirs
+        The run's ``--data-dir`` choices by data set name: ``{}`` when every
+        data set was generated, ``None`` when not recorded.
+    run_folder
+        The run directory, relative to the project root when inside it.
+    built
+        When the book was staged (UTC, ISO 8601).
+    notebooks
+        The manifest's and the run's notebooks, in book order.
+    status_counts
+        Number of notebooks by status, in order of first appearance.
+    removed_lines
+        stderr lines of start-up logging removed from all copies.
+    packages
+        Package versions by name, sorted by name.
+    """
+
+    run_id: str | None
+    profile: str | None
+    profile_purpose: str | None
+    seed: str | None
+    commit: str | None
+    keras_backend: str | None
+    device: str | None
+    started: str | None
+    python: str | None
+    duration_s: float | None
+    data_dirs: dict[str, str] | None
+    run_folder: str
+    built: str
+    notebooks: tuple[NotebookFacts, ...]
+    status_counts: dict[str, int]
+    removed_lines: int
+    packages: dict[str, str]
+
+
+def _recorded(value: Any) -> str | None:
+    return None if value in (None, "") else str(value)
+
+
+def _seconds(value: Any) -> float | None:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    return seconds if math.isfinite(seconds) else None
+
+
+def _data_dirs(value: Any) -> dict[str, str] | None:
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        return {str(name): str(path) for name, path in sorted(value.items())}
+    return {"": str(value)} if value else {}
+
+
+def _metrics(path: Path) -> tuple[str | None, bool]:
+    if not path.is_file():
+        return None, False
+    text = path.read_text(errors="replace")
+    if len(text) > METRICS_LIMIT:
+        return text[:METRICS_LIMIT], True
+    return text.rstrip("\n"), False
+
+
+def _notebook_facts(nb: _Notebook, run_dir: Path) -> NotebookFacts:
+    data_dir = _recorded((nb.entry.get("parameters") or {}).get("data_dir"))
+    metrics, cut = _metrics(run_dir / "metrics" / f"{nb.stem}.json")
+    return NotebookFacts(
+        stem=nb.stem,
+        chapter=nb.chapter,
+        status=nb.status,
+        shown=nb.shown,
+        link=f"../{NOTEBOOKS_DIR}/{nb.stem}" if nb.shown else None,
+        duration_s=_seconds(nb.entry.get("duration_s")) if nb.shown else None,
+        data=("real" if data_dir else "generated") if nb.shown else None,
+        data_dir=data_dir,
+        parameters=nb.entry.get("parameters") or None,
+        metrics=metrics,
+        metrics_cut=cut,
+        removed_lines=nb.removed_lines,
+    )
+
+
+def run_facts(
+    manifest: Mapping[str, Any], notebooks: Sequence[_Notebook], run_dir: Path, root: Path | None = None
+) -> RunFacts:
+    """The facts of the page *This run*, from ``manifest.json`` and the run's files.
+
+    Parameters
+    ----------
+    manifest
+        The run's ``manifest.json``.
+    notebooks
+        The run's notebooks in book order, after staging (their
+        ``removed_lines`` filled in).
+    run_dir
+        The run directory; its ``metrics/`` files are read.
+    root
+        The project root: ``run_folder`` is given relative to it.
+    """
     from .profiles import PROFILES
 
-    def get(key: str) -> str:
-        value = manifest.get(key)
-        return _code(value) if value not in (None, "") else "not recorded"
-
-    profile = manifest.get("profile")
-    purpose = f": {PROFILES[profile].purpose}" if profile in PROFILES else ""
-    built = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    profile = _recorded(manifest.get("profile"))
     try:
         folder = run_dir.relative_to(root) if root else run_dir
     except ValueError:
         folder = run_dir
-    lines = [
-        "# This run",
-        "",
-        "Every output in this book was produced by the run below and copied from its executed",
-        "notebooks; building the book executed nothing. The numbers of a notebook come from that",
-        "notebook's code, with the parameters listed here, on the data named here.",
-        "",
-        "| Field | Value |",
-        "|---|---|",
-        f"| Run | {get('run_id')} |",
-        f"| Profile | {get('profile')}{_cell(purpose)} |",
-        f"| Commit | {get('commit')} |",
-        f"| Keras backend | {get('keras_backend')} |",
-        f"| Device | {get('device')} |",
-        f"| Started | {get('started')} |",
-        f"| Total duration | {_duration(manifest['duration_s']) if 'duration_s' in manifest else 'not recorded'} |",
-        f"| Seed | {get('seed')} |",
-        f"| Python | {get('python')} |",
-        f"| Real data | {_data_dirs(manifest.get('data_dirs'))} |",
-        f"| Run folder | {_code(folder)} (notebooks in `notebooks/`, metrics in `metrics/`, artefacts in `artifacts/`) |",
-        f"| Book built | {_code(built)} |",
-        "",
-    ]
-
-    real = {nb.stem: _data_of(nb.entry) for nb in notebooks if _data_of(nb.entry)}
-    if not real:
-        lines += [
-            ":::{important}",
-            "No notebook of this run was given a real data folder: all results come from **generated",
-            "data**. They are pipeline checks, not comparable with the numbers published in the reports.",
-            ":::",
-            "",
-        ]
-    else:
-        lines += [
-            ":::{important}",
-            "Only the notebooks marked *real* in the table below used real data; all others used",
-            "**generated data**, and their results are pipeline checks, not comparable with the",
-            "numbers published in the reports.",
-            ":::",
-            "",
-        ]
-
-    lines += [
-        "## Notebooks",
-        "",
-        "| Notebook | Chapter | Status | Duration | Data |",
-        "|---|---|---|---|---|",
-    ]
-    for nb in notebooks:
-        name = f"{{doc}}`../{NOTEBOOKS_DIR}/{nb.stem}` ({_code(nb.stem)})" if nb.shown else _code(nb.stem)
-        status = nb.status if nb.status == "ok" else f"**{nb.status}**"
-        if not nb.shown:
-            data, duration = "–", "–"
-        else:
-            data = f"real: {_code(real[nb.stem])}" if nb.stem in real else "generated"
-            duration = _duration(nb.entry.get("duration_s"))
-        lines.append(f"| {name} | {_cell(nb.chapter)} | {_cell(status)} | {duration} | {data} |")
-    if not notebooks:
-        lines.append("| (none) | | | | |")
-    lines.append("")
-    missing = [nb.stem for nb in notebooks if not nb.shown]
-    if missing:
-        lines += [
-            "Notebooks without outputs in this run (not run, or no executed copy) are not part of the book:",
-            ", ".join(_code(stem) for stem in missing) + ".",
-            "",
-        ]
-
-    lines += [
-        "## Parameters",
-        "",
-        "The values papermill injected into each notebook. The book hides the injected cell",
-        "itself; the values are here.",
-        "",
-    ]
-    for nb in notebooks:
-        parameters = nb.entry.get("parameters")
-        if not parameters:
-            lines += [f"{_code(nb.stem)}: none recorded.", ""]
-            continue
-        text = json.dumps(parameters, indent=2, sort_keys=True, default=str)
-        lines += [f"{_code(nb.stem)}:", "", f"```{_json_lexer(text)}", text, "```", ""]
-
-    metrics = [(nb, run_dir / "metrics" / f"{nb.stem}.json") for nb in notebooks]
-    metrics = [(nb, path) for nb, path in metrics if path.is_file()]
-    lines += ["## Metrics", ""]
-    if metrics:
-        lines += ["Each notebook's metrics file, `metrics/<notebook>.json`, as the run wrote it.", ""]
-        for nb, path in metrics:
-            text = path.read_text(errors="replace")
-            if len(text) > 20_000:
-                text = text[:20_000] + "\n... (cut here; the file is longer)"
-            lines += [f":::{{dropdown}} {nb.stem}", f"```{_json_lexer(text)}", text.rstrip("\n"), "```", ":::", ""]
-    else:
-        lines += ["This run wrote no metrics files.", ""]
-
-    removed = sum(nb.removed_lines for nb in notebooks)
-    lines += [
-        "## What the book hides",
-        "",
-        "- the papermill cell tagged `injected-parameters` of every notebook (its values are listed above);",
-        f"- {removed} line{'s' if removed != 1 else ''} of TensorFlow/absl start-up logging on stderr "
-        "(machine-specific, unrelated to the results). Any other stderr output, such as Python "
-        "warnings, is shown.",
-        "",
-    ]
-
+    rows = tuple(_notebook_facts(nb, run_dir) for nb in notebooks)
     packages = manifest.get("packages") or {}
-    lines += ["## Packages", ""]
-    if packages:
-        lines += ["| Package | Version |", "|---|---|"]
-        lines += [f"| {_cell(name)} | {_code(version)} |" for name, version in sorted(packages.items())]
-    else:
-        lines.append("The manifest records no package versions.")
-    lines.append("")
-    return "\n".join(lines)
+    return RunFacts(
+        run_id=_recorded(manifest.get("run_id")),
+        profile=profile,
+        profile_purpose=PROFILES[profile].purpose if profile in PROFILES else None,
+        seed=_recorded(manifest.get("seed")),
+        commit=_recorded(manifest.get("commit")),
+        keras_backend=_recorded(manifest.get("keras_backend")),
+        device=_recorded(manifest.get("device")),
+        started=_recorded(manifest.get("started")),
+        python=_recorded(manifest.get("python")),
+        duration_s=_seconds(manifest.get("duration_s")),
+        data_dirs=_data_dirs(manifest.get("data_dirs")),
+        run_folder=str(folder),
+        built=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        notebooks=rows,
+        status_counts=dict(Counter(row.status for row in rows)),
+        removed_lines=sum(row.removed_lines for row in rows),
+        packages={str(name): str(version) for name, version in sorted(packages.items())},
+    )
 
 
-def _run_notebooks_section(notebooks: list[_Notebook]) -> str:
-    shown = [nb for nb in notebooks if nb.shown]
-    if not shown:
-        return "This run holds no notebook for this report yet: notebooks for this report are added as they are built."
-    items = []
-    for nb in shown:
-        note = "" if nb.status == "ok" else f" (status in this run: **{_cell(nb.status)}**)"
-        items.append(f"- {{doc}}`../{NOTEBOOKS_DIR}/{nb.stem}`{note}")
-    return "\n".join(items)
+def format_duration(seconds: float | None) -> str:
+    """``seconds`` as ``4.2 s``, ``3 min 05 s`` or ``1 h 02 min``; ``–`` for ``None``."""
+    if seconds is None:
+        return "–"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, seconds = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def _code(value: Any) -> str:
+    """``value`` as an inline code span that survives backticks and table pipes."""
+    text = str(value).replace("\n", " ")
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}".replace("|", "\\|")
+
+
+def _cell(value: Any) -> str:
+    """``value`` as plain text on one line that does not break a table row."""
+    return str(value).replace("\n", " ").replace("|", "\\|")
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, default=str)
+
+
+def _json_lexer(text: str) -> str:
+    """``json`` for strict JSON, else ``text``: Pygments warns on NaN or a cut file, and -W fails on that."""
+
+    def reject(constant: str) -> None:
+        raise ValueError(constant)
+
+    try:
+        json.loads(text, parse_constant=reject)
+    except ValueError:
+        return "text"
+    return "json"
+
+
+@functools.cache
+def _template() -> Any:
+    """The macros of :data:`TEMPLATE` (a Jinja module: one attribute per macro)."""
+    import jinja2
+
+    env = jinja2.Environment(
+        autoescape=False,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(code=_code, cell=_cell, duration=format_duration, json=_json, lexer=_json_lexer)
+    text = resources.files("cytobook").joinpath(TEMPLATE).read_text(encoding="utf-8")
+    return env.from_string(text).module
+
+
+def run_page(facts: RunFacts) -> str:
+    """Markdown of the page *This run* (macro ``run_page`` of :data:`TEMPLATE`)."""
+    return str(_template().run_page(facts)).strip("\n") + "\n"
+
+
+def run_notebooks_section(notebooks: Sequence[NotebookFacts], *, heading: bool = False) -> str:
+    """Markdown listing a report's notebooks in this run, for its overview page.
+
+    Parameters
+    ----------
+    notebooks
+        The report's notebooks (those not shown are left out).
+    heading
+        Start with the section heading, for a page without
+        :data:`RUN_NOTEBOOKS_MARKER`.
+    """
+    return str(_template().run_notebooks(notebooks, heading)).strip("\n")
 
 
 # --------------------------------------------------------------------------- staging and building
@@ -529,19 +629,20 @@ def stage_book(run_dir: str | os.PathLike, root: Path | None = None) -> Path:
             text = json.dumps(cleaned, indent=1, ensure_ascii=False) + "\n"
             (tmp / NOTEBOOKS_DIR / nb.path.name).write_text(text, encoding="utf-8")
 
+        facts = run_facts(manifest, notebooks, run_dir, root)
         for chapter, part in PARTS.items():
             if part.overview is None:
                 continue
             page = tmp / PAGES_DIR / f"{part.overview}.md"
-            section = _run_notebooks_section([nb for nb in notebooks if nb.chapter == chapter])
+            rows = [row for row in facts.notebooks if row.chapter == chapter]
             text = page.read_text(encoding="utf-8")
             if RUN_NOTEBOOKS_MARKER in text:
-                text = text.replace(RUN_NOTEBOOKS_MARKER, section)
+                text = text.replace(RUN_NOTEBOOKS_MARKER, run_notebooks_section(rows))
             else:
-                text = text.rstrip("\n") + "\n\n## Notebooks in this run\n\n" + section + "\n"
+                text = text.rstrip("\n") + "\n\n" + run_notebooks_section(rows, heading=True) + "\n"
             page.write_text(text, encoding="utf-8")
 
-        (tmp / PAGES_DIR / f"{RUN_PAGE}.md").write_text(run_page(manifest, notebooks, run_dir, root), encoding="utf-8")
+        (tmp / PAGES_DIR / f"{RUN_PAGE}.md").write_text(run_page(facts), encoding="utf-8")
         (tmp / "_toc.yml").write_text(toc_yaml([nb.stem for nb in notebooks if nb.shown]), encoding="utf-8")
     return staging
 
