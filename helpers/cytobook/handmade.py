@@ -50,7 +50,7 @@ import pandas as pd
 from scipy import ndimage as ndi
 from skimage.measure import perimeter_crofton
 
-from .preprocess import _check_image, convex_hull_mask
+from .preprocess import check_image, convex_hull_mask
 
 __all__ = [
     "CHANNEL_NAMES",
@@ -182,7 +182,7 @@ def _box(mask: np.ndarray, margin: int = 0) -> tuple[slice, slice] | None:
 
 def _as_float(rgb: np.ndarray) -> np.ndarray:
     """RGB as ``float32`` in [0, 1], whatever the supported input dtype."""
-    _check_image(rgb, "rgb")
+    check_image(rgb, "rgb")
     scale = _FULL_SCALE.get(rgb.dtype)
     if scale is not None:
         return rgb.astype(np.float32) * np.float32(1.0 / scale)

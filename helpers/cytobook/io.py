@@ -8,11 +8,13 @@ a later notebook could mistake for a result.
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from io import StringIO  # the standard library's io, not this module
 from pathlib import Path
 from typing import Any
 
@@ -68,16 +70,62 @@ def write_image(path: str | os.PathLike, array: np.ndarray) -> None:
         raise
 
 
-def write_json(path: str | os.PathLike, data: Any) -> Path:
-    """Write ``data`` as indented JSON, atomically; NumPy scalars are converted."""
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write a text file atomically: a temporary file beside it, then renamed.
+
+    Parameters
+    ----------
+    path
+        File to write (replaced if present); its folder is created if missing.
+    text
+        Content, written as is (no newline translation).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(data, indent=2, default=_json_default)  # insertion order: tables keep their row order
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text + "\n")
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
+
+
+def csv_text(header: Sequence[Any], rows: Iterable[Sequence[Any]]) -> str:
+    """A CSV table as text: the header row, then the rows, one line each.
+
+    Parameters
+    ----------
+    header
+        Column names.
+    rows
+        One sequence of values per row (written with ``str``, quoted by
+        :mod:`csv` where needed).
+
+    Returns
+    -------
+    str
+        The table, every line ending in a bare line feed (not the carriage
+        return and line feed that :func:`csv.writer` writes by default).
+    """
+    buffer = StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def write_json(path: str | os.PathLike, data: Any) -> Path:
+    """Write ``data`` as indented JSON, atomically; NumPy scalars are converted."""
+    text = json.dumps(data, indent=2, default=_json_default)  # insertion order: tables keep their row order
+    return write_text(path, text + "\n")
 
 
 def _json_default(value: Any) -> Any:

@@ -32,6 +32,7 @@ from skimage.filters import threshold_otsu
 
 __all__ = [
     "DEFAULT_THRESHOLD",
+    "check_image",
     "clahe_y",
     "clahe_y_batch",
     "convex_hull_mask",
@@ -69,8 +70,33 @@ _CHUNK = 16
 # --------------------------------------------------------------------------- #
 # validation helpers
 # --------------------------------------------------------------------------- #
-def _check_image(image: np.ndarray, name: str = "image", dtypes: Sequence[np.dtype] = _SUPPORTED_DTYPES) -> np.ndarray:
-    """Check that ``image`` is a non-empty (H, W, 3) array of a supported dtype."""
+def check_image(image: np.ndarray, name: str = "image", dtypes: Sequence[np.dtype] = _SUPPORTED_DTYPES) -> np.ndarray:
+    """Check that ``image`` is a non-empty (H, W, 3) array of a supported dtype.
+
+    Shared by the functions here and by :mod:`cytobook.handmade`, so that every
+    function taking one RGB image rejects bad input with the same message.
+
+    Parameters
+    ----------
+    image
+        The value to check.
+    name
+        How the messages call it (the caller's parameter name).
+    dtypes
+        Accepted dtypes; by default ``uint8``, ``uint16``, ``float32`` and
+        ``float64``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``image`` itself, unchanged.
+
+    Raises
+    ------
+    ValueError
+        If ``image`` is not a NumPy array, not of shape (H, W, 3), empty, or
+        of another dtype; the message names ``name`` and what was expected.
+    """
     if not isinstance(image, np.ndarray):
         raise ValueError(f"{name} must be a NumPy array, got {type(image).__name__}")
     if image.ndim != 3 or image.shape[2] != 3:
@@ -157,7 +183,7 @@ def foreground_box(image: np.ndarray, threshold: float | None = None) -> Box:
         foreground (all black) gives the full frame ``(0, H, 0, W)``, so that
         cropping it is a no-op rather than an error.
     """
-    _check_image(image)
+    check_image(image)
     threshold = _resolve_threshold(threshold, image.dtype)
     foreground = _max_channel(image) > threshold
     rows = np.flatnonzero(foreground.any(axis=1))
@@ -203,7 +229,7 @@ def crop_to_foreground(image: np.ndarray, threshold: float | None = None, margin
         The crop, a copy with the input's dtype. An all-black image comes back
         whole (plus the margin).
     """
-    _check_image(image)
+    check_image(image)
     if isinstance(margin, bool) or not isinstance(margin, (int, np.integer)) or margin < 0:
         raise ValueError(f"margin must be an int >= 0, got {margin!r}")
     box = foreground_box(image, threshold)
@@ -226,7 +252,7 @@ def pad_to_square(image: np.ndarray) -> np.ndarray:
     numpy.ndarray
         Shape (S, S, 3) with ``S = max(H, W)``, same dtype (always a copy).
     """
-    _check_image(image)
+    check_image(image)
     height, width = image.shape[:2]
     side = max(height, width)
     top, left = (side - height) // 2, (side - width) // 2
@@ -260,7 +286,7 @@ def resize_square(image: np.ndarray, size: int) -> np.ndarray:
         If the image is not square: pad it with :func:`pad_to_square` first,
         so the cell's aspect ratio is never silently distorted.
     """
-    _check_image(image)
+    check_image(image)
     size = _check_size(size, allow_none=False)
     side = image.shape[0]
     if image.shape[1] != side:
@@ -460,7 +486,7 @@ def clahe_y(
     moving pixels across the foreground threshold. The cell's own pixels get
     exactly what plain CLAHE gives (the mask is applied after, not before).
     """
-    _check_image(image, dtypes=(np.dtype(np.uint8),))
+    check_image(image, dtypes=(np.dtype(np.uint8),))
     background = _check_background(background)
     clahe = _make_clahe(clip_limit, tile_grid_size)
     return _clahe_y_with(clahe, image, background)
@@ -635,7 +661,7 @@ def otsu_hull_steps(image: np.ndarray, erosion_radius: int = 3, restore_rim: boo
         grown back by the same disc when ``restore_rim``) and ``"hull"``
         (its convex hull, the final mask).
     """
-    _check_image(image)
+    check_image(image)
     radius = _check_radius(erosion_radius)
     steps = {name: np.zeros(image.shape[:2], dtype=bool) for name in ("otsu", "eroded", "largest", "hull")}
     found = _hull_in_window(_gray(image), radius, restore_rim)
@@ -716,7 +742,7 @@ def otsu_hull_crop(
         centred square. A constant (e.g. all-black) image has no hull and is
         returned padded and resized, otherwise unchanged.
     """
-    _check_image(image)
+    check_image(image)
     size = _check_size(size)
     radius = _check_radius(erosion_radius)
     return _hull_crop(image, _gray(image), radius, restore_rim, size)

@@ -1,69 +1,66 @@
 """Data sets in their official layouts: a loader, a generator of look-alike data and a check for each.
 
-One module per data set (:mod:`.cnmc` reads the C-NMC 2019 tree,
-:mod:`.cnmc_synthetic` writes one; :mod:`.dlmi` and :mod:`.dlmi_synthetic` do
-the same for the DLMI 2023 lymphocytosis challenge). The two functions here dispatch on the
-data set's short name, as used by ``cytobook data`` and by
-:meth:`cytobook.notebook.NotebookRun.dataset`.
+One module per data set reads its tree (:mod:`.cnmc` for C-NMC 2019, :mod:`.dlmi`
+for the DLMI 2023 lymphocytosis challenge) and one writes a generated copy
+(:mod:`.cnmc_synthetic`, :mod:`.dlmi_synthetic`, drawing with the shared
+primitives of :mod:`.drawing`). :mod:`.registry` lists them all; the functions
+here look a data set up there by its short name, as used by ``cytobook data``
+and by :meth:`cytobook.notebook.NotebookRun.dataset`.
 """
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 from ..profiles import Profile, get_profile
 
-# Import the submodule ``check`` now, before the function of the same name is
-# defined below: Python binds a submodule to its package's attribute when the
-# submodule is first imported, so a later first import (by any loader) would
-# replace the function ``check`` with the module in ``from .datasets import check``.
-importlib.import_module(f"{__name__}.check")
+# Import the submodule ``check`` (here and, with every data set's modules, in the
+# registry) before the function of the same name is defined below: Python binds
+# a submodule to its package's attribute when it is first imported, so a later
+# first import would replace the function ``check`` in ``from .datasets import check``.
+from .check import CheckReport
+from .registry import REGISTRY, DatasetEntry, dataset_entry
+
+__all__ = ["DATASETS", "REGISTRY", "DatasetEntry", "check", "dataset_entry", "generate", "generated"]
 
 #: Short names accepted by ``cytobook data`` and ``cytobook run --data-dir NAME=PATH``.
-DATASETS = ("cnmc", "dlmi")
+DATASETS = tuple(REGISTRY)
 
 
-def _unknown(name: str) -> ValueError:
-    return ValueError(f"unknown data set {name!r}; expected one of {', '.join(DATASETS)}")
+def _resolve(profile: str | Profile) -> Profile:
+    return get_profile(profile) if isinstance(profile, str) else profile
 
 
 def generated(name: str, profile: str | Profile = "demo", seed: int = 0) -> Path:
-    """Root of the generated copy of data set ``name`` for a profile and seed, made on first use."""
-    profile = get_profile(profile) if isinstance(profile, str) else profile
-    if name == "cnmc":
-        from .cnmc_synthetic import cached_cnmc
+    """Root of the generated copy of data set ``name`` for a profile and seed, made on first use.
 
-        return cached_cnmc(profile, seed)
-    if name == "dlmi":
-        from .dlmi_synthetic import cached_dlmi
-
-        return cached_dlmi(profile, seed)
-    raise _unknown(name)
+    Raises
+    ------
+    ValueError
+        If ``name`` is not a known data set (the message lists them).
+    """
+    entry = dataset_entry(name)
+    return entry.cached(_resolve(profile), seed)
 
 
 def generate(name: str, dest: str | Path, profile: str | Profile = "demo", seed: int = 0) -> Path:
-    """Write a generated copy of data set ``name`` under ``dest`` and return its root."""
-    profile = get_profile(profile) if isinstance(profile, str) else profile
-    if name == "cnmc":
-        from .cnmc_synthetic import generate_cnmc
+    """Write a generated copy of data set ``name`` under ``dest`` and return its root.
 
-        return generate_cnmc(dest, profile.cnmc, seed)
-    if name == "dlmi":
-        from .dlmi_synthetic import generate_dlmi
-
-        return generate_dlmi(dest, profile.dlmi, seed)
-    raise _unknown(name)
+    Raises
+    ------
+    ValueError
+        If ``name`` is not a known data set (the message lists them).
+    """
+    entry = dataset_entry(name)
+    return entry.generator(dest, entry.spec(_resolve(profile)), seed)
 
 
-def check(name: str, path: str | Path, decode: bool = True):
-    """Validate a copy of data set ``name``; returns a :class:`~.check.CheckReport`."""
-    if name == "cnmc":
-        from .cnmc import check_cnmc
+def check(name: str, path: str | Path, decode: bool = True) -> CheckReport:
+    """Validate a copy of data set ``name``; returns a :class:`~.check.CheckReport`.
 
-        return check_cnmc(path, decode=decode)
-    if name == "dlmi":
-        from .dlmi import check_dlmi
-
-        return check_dlmi(path, decode=decode)
-    raise _unknown(name)
+    Raises
+    ------
+    ValueError
+        If ``name`` is not a known data set (the message lists them).
+    """
+    return dataset_entry(name).check(path, decode=decode)

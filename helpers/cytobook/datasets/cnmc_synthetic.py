@@ -35,8 +35,6 @@ cells do not change when another subject is added.
 
 from __future__ import annotations
 
-import csv
-import io as _io
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -46,8 +44,9 @@ from statistics import NormalDist
 import cv2
 import numpy as np
 
-from ..io import atomic_directory, cache_dir, cached_generation, spec_record, write_image
+from ..io import atomic_directory, cache_dir, cached_generation, csv_text, spec_record, write_image
 from ..profiles import CnmcSpec, Profile, get_profile
+from .drawing import AngleTable, local_grid, sigmoid, smooth_noise
 
 __all__ = [
     "GENERATOR_VERSION",
@@ -187,45 +186,8 @@ _NORMAL = NormalDist()
 # Drawing one cell
 # --------------------------------------------------------------------------- #
 
-_N_ANGLES = 720
-_ANGLES = np.linspace(0.0, 2.0 * np.pi, _N_ANGLES, endpoint=False)
-# cos(k*angle) and sin(k*angle) for k = 0..9: a harmonic with any phase is a
-# combination of the two, so outlines cost a small matrix product, not cosines.
-_COS = np.cos(np.arange(10)[:, None] * _ANGLES[None, :])
-_SIN = np.sin(np.arange(10)[:, None] * _ANGLES[None, :])
-
-
-def _sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-x))
-
-
-def _harmonics(rng: np.random.Generator, amplitudes: np.ndarray, first: int) -> np.ndarray:
-    """Periodic function of the angle: sum of cosines with random phases (on :data:`_ANGLES`)."""
-    orders = slice(first, first + len(amplitudes))
-    phases = rng.uniform(0.0, 2.0 * np.pi, size=len(amplitudes))
-    # cos(k a + p) = cos(k a) cos(p) - sin(k a) sin(p)
-    return (amplitudes * np.cos(phases)) @ _COS[orders] - (amplitudes * np.sin(phases)) @ _SIN[orders]
-
-
-def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
-    """Gaussian-blurred white noise rescaled to unit standard deviation.
-
-    Large sigmas are drawn on a coarse grid and resized: the result is just as
-    smooth and a large-kernel blur over the full box would cost far more.
-    """
-    h, w = shape
-    if sigma > 6.0:
-        # One coarse cell per sigma/3 pixels, blurred by 3 coarse cells = sigma.
-        step = sigma / 3.0
-        small = (max(2, int(math.ceil(h / step))), max(2, int(math.ceil(w / step))))
-        field = cv2.GaussianBlur(rng.standard_normal(small, dtype=np.float32), (0, 0), 3.0)
-        field = cv2.resize(field, (w, h), interpolation=cv2.INTER_CUBIC)
-    else:
-        field = rng.standard_normal(shape, dtype=np.float32)
-        if sigma > 0.3:
-            field = cv2.GaussianBlur(field, (0, 0), sigma)
-    std = float(field.std())
-    return field / std if std > 0 else field
+# 720 angles: one step spans about a pixel on the outline of a 450-px cell.
+_OUTLINE = AngleTable(720)
 
 
 def render_cell(rng: np.random.Generator, is_all: bool, subject: SubjectStyle, size: int) -> np.ndarray:
@@ -265,7 +227,7 @@ def render_cell(rng: np.random.Generator, is_all: bool, subject: SubjectStyle, s
     # per-cell spread: within one subject cells still vary, and both classes
     # produce ambiguous cells.
     beta = subject.blastness + (0.25 if is_all else -0.25) + rng.normal(0.0, 0.7)
-    w = _sigmoid(2.0 * beta)  # 0 = typical HEM, 1 = typical ALL
+    w = sigmoid(2.0 * beta)  # 0 = typical HEM, 1 = typical ALL
 
     # -- Outline ---------------------------------------------------------- #
     # The area is drawn from one class-independent distribution and imposed
@@ -282,19 +244,18 @@ def render_cell(rng: np.random.Generator, is_all: bool, subject: SubjectStyle, s
     orders = np.arange(3, 9)
     # Capped so that no outline turns star-shaped (real blasts are not).
     amps = np.minimum(np.abs(rng.normal(0.0, 1.0, size=len(orders))), 2.0) * irregularity / (orders / 3.0) ** 1.5
-    radius_n = 1.0 + _harmonics(rng, np.array([elongation]), 2) + _harmonics(rng, amps, 3)
+    radius_n = 1.0 + _OUTLINE.harmonics(rng, np.array([elongation]), 2) + _OUTLINE.harmonics(rng, amps, 3)
     # A nuclear cleft or notch, mostly in blasts.
     if rng.random() < 0.05 + 0.35 * w:
         depth = rng.uniform(0.08, 0.25)
         width = rng.uniform(0.12, 0.3)
-        delta = np.angle(np.exp(1j * (_ANGLES - rng.uniform(0.0, 2.0 * np.pi))))
-        radius_n = radius_n * (1.0 - depth * np.exp(-0.5 * (delta / width) ** 2))
+        radius_n = radius_n * _OUTLINE.notch(rng, depth, width)
     radius_n = np.maximum(radius_n, 0.4)
 
     # Cytoplasm rim: thicker in normal cells (lower nucleus-to-cytoplasm
     # ratio), and only partly visible because it is thin and uneven.
     rim_fraction = float(np.clip(0.075 - 0.045 * w + rng.normal(0.0, 0.015), 0.005, 0.15))
-    rim_shape = 1.0 + _harmonics(rng, rng.normal(0.0, 0.7, size=3), 1)
+    rim_shape = 1.0 + _OUTLINE.harmonics(rng, rng.normal(0.0, 0.7, size=3), 1)
     radius_c = radius_n + rim_fraction * np.clip(rim_shape, 0.0, None)
 
     # Impose the drawn area: area of a polar curve = pi * mean(r^2).
@@ -311,32 +272,22 @@ def render_cell(rng: np.random.Generator, is_all: bool, subject: SubjectStyle, s
         table_n, table_c, extent, room = table_n * shrink, table_c * shrink, extent * shrink, 0.0
     cx, cy = (s / 2.0 + np.clip(rng.normal(0.0, 0.05 * s, size=2), -room, room)).tolist()
 
-    # Work on the cell's bounding box only: for a 450-px frame it is a third of
-    # the pixels.
-    x0, x1 = max(0, int(cx - extent) - 3), min(size, int(cx + extent) + 4)
-    y0, y1 = max(0, int(cy - extent) - 3), min(size, int(cy + extent) + 4)
-    # Row and column offsets broadcast to the box (cheaper than a full grid).
-    dx = (np.arange(x0, x1, dtype=np.float32) + np.float32(0.5 - cx))[None, :]
-    dy = (np.arange(y0, y1, dtype=np.float32) + np.float32(0.5 - cy))[:, None]
-    rho = np.sqrt(dx * dx + dy * dy)
-    theta = np.arctan2(dy, dx)
-    theta = np.where(theta < 0, theta + np.float32(2.0 * np.pi), theta)
-    # Linear interpolation in the periodic angle tables.
-    pos = theta * (_N_ANGLES / (2.0 * np.pi))
-    i0 = pos.astype(np.int32) % _N_ANGLES
-    i1 = (i0 + 1) % _N_ANGLES
-    frac = pos - np.floor(pos)
-    rn = table_n[i0] * (1.0 - frac) + table_n[i1] * frac
-    rc = table_c[i0] * (1.0 - frac) + table_c[i1] * frac
+    # Work on the cell's bounding box only (3 pixels to spare): for a 450-px
+    # frame it is a third of the pixels.
+    grid = local_grid(cx, cy, extent, size, pad=3)
+    assert grid is not None  # the cell lies inside the frame (see room above)
+    rows, columns, dy, dx = grid
+    # Linear interpolation between the angle samples keeps large outlines smooth.
+    rho, (rn, rc) = _OUTLINE.interpolate(dx, dy, [table_n, table_c])
     inside = rho <= rc
     shape = rho.shape
 
     # -- Texture ("t": positive = lighter, towards the pink-lilac of
     # cytoplasm and nucleoli; negative = darker, condensed chromatin) ------ #
-    fine = _smooth_noise(rng, shape, 0.007 * s)
-    coarse = _smooth_noise(rng, shape, 0.018 * s)
-    specks = np.maximum(_smooth_noise(rng, shape, 0.006 * s) - 1.8, 0.0)
-    shading = _smooth_noise(rng, shape, 0.12 * s)
+    fine = smooth_noise(rng, shape, 0.007 * s)
+    coarse = smooth_noise(rng, shape, 0.018 * s)
+    specks = np.maximum(smooth_noise(rng, shape, 0.006 * s) - 1.8, 0.0)
+    shading = smooth_noise(rng, shape, 0.12 * s)
     # Fine dispersed chromatin (ALL) against clumps of condensed chromatin
     # with lighter gaps (HEM); both share small lighter specks and a gentle
     # illumination gradient, so neither texture is exclusive to one class.
@@ -396,7 +347,7 @@ def render_cell(rng: np.random.Generator, is_all: bool, subject: SubjectStyle, s
     for c, channel in enumerate(channels):
         box = np.clip(np.rint(channel * gain), 1, 255).astype(np.uint8)
         box[outside] = 0
-        out[y0:y1, x0:x1, c] = box
+        out[rows, columns, c] = box
     return out
 
 
@@ -593,11 +544,7 @@ def generate_cnmc(dest: str | Path, spec: CnmcSpec, seed: int = 0) -> Path:
 
         # Labels in the order of the new numbers, 1 = ALL, 0 = HEM.
         rows.sort(key=lambda row: int(row[1].split(".")[0]))
-        buffer = _io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["Patient_ID", "new_names", "labels"])
-        writer.writerows(rows)
-        (root / "validation_data" / PRELIM_LABELS).write_text(buffer.getvalue())
+        (root / "validation_data" / PRELIM_LABELS).write_text(csv_text(["Patient_ID", "new_names", "labels"], rows))
     return final
 
 

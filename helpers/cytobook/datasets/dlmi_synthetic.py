@@ -75,12 +75,8 @@ out by a shuffle over all patients, move.
 
 from __future__ import annotations
 
-import csv
 import datetime as _dt
-import io as _io
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,9 +85,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from ..io import atomic_directory, cache_dir, cached_generation, spec_record
+from ..io import atomic_directory, cache_dir, cached_generation, csv_text, spec_record, write_text
 from ..profiles import DlmiSpec, Profile, get_profile
-from .cnmc_synthetic import _smooth_noise  # the same unit-variance smooth noise field as the C-NMC cells
 from .dlmi import (
     CLINICAL_CSV,
     CSV_COLUMNS,
@@ -102,6 +97,7 @@ from .dlmi import (
     TRAIN_DIR,
     TREE_NAME,
 )
+from .drawing import AngleTable, local_grid, pixel_box, sigmoid, smooth_noise
 
 __all__ = [
     "GENERATOR_VERSION",
@@ -223,10 +219,6 @@ class PatientStyle:
     scale: float
 
 
-def _sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-x))
-
-
 def draw_patient(
     rng: np.random.Generator, malignant: bool, images_per_patient: tuple[int, int]
 ) -> PatientStyle:
@@ -263,8 +255,8 @@ def draw_patient(
     lymph_count = round(float(np.clip(math.exp(log_count), 2.0, 295.0)), 2)
 
     tumoral = sign * (0.6 + 0.6 * morph_typical)
-    p_tumoral = 0.9 * _sigmoid(2.5 * (tumoral - 0.3))
-    p_reactive = 0.8 * _sigmoid(2.5 * (-tumoral - 0.3))
+    p_tumoral = 0.9 * sigmoid(2.5 * (tumoral - 0.3))
+    p_reactive = 0.8 * sigmoid(2.5 * (-tumoral - 0.3))
     p_smudge = float(rng.uniform(0.05, 0.2))
 
     age_mean, age_sd = (71.0, 11.0) if malignant else (57.0, 17.0)
@@ -308,48 +300,8 @@ def draw_patient(
 # Drawing one image
 # --------------------------------------------------------------------------- #
 
-_N_ANGLES = 360
-_ANGLES = np.linspace(0.0, 2.0 * np.pi, _N_ANGLES, endpoint=False)
-_COS = np.cos(np.arange(10)[:, None] * _ANGLES[None, :])
-_SIN = np.sin(np.arange(10)[:, None] * _ANGLES[None, :])
-
-
-def _harmonics(rng: np.random.Generator, amplitudes: np.ndarray, first: int) -> np.ndarray:
-    """Periodic function of the angle (on :data:`_ANGLES`): cosines of orders ``first...`` with random phases."""
-    orders = slice(first, first + len(amplitudes))
-    phases = rng.uniform(0.0, 2.0 * np.pi, size=len(amplitudes))
-    return (amplitudes * np.cos(phases)) @ _COS[orders] - (amplitudes * np.sin(phases)) @ _SIN[orders]
-
-
-def _notch(rng: np.random.Generator, depth: float, width: float) -> np.ndarray:
-    """Factor on a radius table that carves one smooth indentation."""
-    delta = np.angle(np.exp(1j * (_ANGLES - rng.uniform(0.0, 2.0 * np.pi))))
-    return 1.0 - depth * np.exp(-0.5 * (delta / width) ** 2)
-
-
-def _polar(
-    dx: np.ndarray, dy: np.ndarray, tables: list[np.ndarray]
-) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Distance from the origin and each periodic radius table read at the pixels' angles."""
-    rho = np.sqrt(dx * dx + dy * dy)
-    theta = np.arctan2(dy, dx)
-    index = (theta * np.float32(_N_ANGLES / (2.0 * np.pi))).astype(np.int32) % _N_ANGLES
-    return rho, [table.astype(np.float32)[index] for table in tables]
-
-
-def _local_grid(cx: float, cy: float, reach: float, size: int) -> tuple[slice, slice, np.ndarray, np.ndarray] | None:
-    """The box of an image of side ``size`` within ``reach`` of ``(cx, cy)``, and pixel-centre offsets from it.
-
-    Returns ``(rows, columns, dy, dx)`` with ``dy`` a column and ``dx`` a row
-    of float32 offsets, or ``None`` when the box lies outside the image.
-    """
-    x0, x1 = max(0, int(cx - reach)), min(size, int(cx + reach) + 1)
-    y0, y1 = max(0, int(cy - reach)), min(size, int(cy + reach) + 1)
-    if x0 >= x1 or y0 >= y1:
-        return None
-    dx = (np.arange(x0, x1, dtype=np.float32) + np.float32(0.5 - cx))[None, :]
-    dy = (np.arange(y0, y1, dtype=np.float32) + np.float32(0.5 - cy))[:, None]
-    return slice(y0, y1), slice(x0, x1), dy, dx
+# 360 angles: one step spans about a pixel on the outline of a 224-px image's cells.
+_OUTLINE = AngleTable(360)
 
 
 def _draw_red_cells(rng: np.random.Generator, style: PatientStyle, size: int, out: np.ndarray) -> None:
@@ -375,7 +327,7 @@ def _draw_red_cells(rng: np.random.Generator, style: PatientStyle, size: int, ou
         pallor = rng.uniform(0.5, 0.85)
         weight = rng.uniform(0.85, 1.15)
         reach = radius * ratio + 2.0
-        grid = _local_grid(cx, cy, reach, size)
+        grid = local_grid(cx, cy, reach, size)
         if grid is None:
             continue
         rows, columns, dy, dx = grid
@@ -400,7 +352,7 @@ def _draw_platelets(rng: np.random.Generator, size: int, out: np.ndarray) -> Non
         cx, cy = rng.uniform(0.0, s, size=2).tolist()
         radius = s * rng.uniform(0.01, 0.02)
         reach = radius * 2.0 + 2.0
-        grid = _local_grid(cx, cy, reach, size)
+        grid = local_grid(cx, cy, reach, size)
         if grid is None:
             continue
         rows, columns, dy, dx = grid
@@ -466,14 +418,14 @@ def render_image(rng: np.random.Generator, style: PatientStyle, size: int) -> np
     irregular = 0.06 if smudged else 0.012 + 0.008 * (1.0 - p) + 0.03 * r
     orders = np.arange(3, 8)
     amps = np.abs(rng.normal(0.0, 1.0, size=len(orders))) * irregular / (orders / 3.0)
-    table_n = 1.0 + _harmonics(rng, np.array([elongation]), 2) + _harmonics(rng, amps, 3)
+    table_n = 1.0 + _OUTLINE.harmonics(rng, np.array([elongation]), 2) + _OUTLINE.harmonics(rng, amps, 3)
     if rng.random() < 0.04 + 0.45 * r and not smudged:
-        table_n = table_n * _notch(rng, rng.uniform(0.15, 0.35), rng.uniform(0.25, 0.5))
+        table_n = table_n * _OUTLINE.notch(rng, rng.uniform(0.15, 0.35), rng.uniform(0.25, 0.5))
     table_n = np.maximum(table_n, 0.5) * r_nucleus
     # Cytoplasm outline around the cell centre; the nucleus sits off-centre
     # (more so in reactive cells), and reactive cytoplasm is scalloped.
     cyto_amps = np.abs(rng.normal(0.0, 1.0, size=5)) * (0.015 + 0.035 * r)
-    table_c = (1.0 + _harmonics(rng, cyto_amps, 2)) * r_nucleus * (1.0 + rim)
+    table_c = (1.0 + _OUTLINE.harmonics(rng, cyto_amps, 2)) * r_nucleus * (1.0 + rim)
     offset = (r_nucleus * rim) * rng.uniform(0.0, 0.25 + 0.45 * r)
     direction = rng.uniform(0.0, 2.0 * np.pi)
     extent = max(float(table_c.max()), float(table_n.max()) + offset) + 3.0
@@ -482,12 +434,14 @@ def render_image(rng: np.random.Generator, style: PatientStyle, size: int) -> np
     cx, cy = (s / 2.0 + np.clip(rng.normal(0.0, 0.03 * s, size=2), -room, room)).tolist()
     nx, ny = cx + offset * math.cos(direction), cy + offset * math.sin(direction)
 
-    x0, x1 = max(0, int(cx - extent)), min(size, int(cx + extent) + 1)
-    y0, y1 = max(0, int(cy - extent)), min(size, int(cy + extent) + 1)
-    box = (y1 - y0, x1 - x0)
-    xs = np.arange(x0, x1, dtype=np.float32) + np.float32(0.5)
-    ys = np.arange(y0, y1, dtype=np.float32) + np.float32(0.5)
-    rho_n, (rn,) = _polar((xs - np.float32(nx))[None, :], (ys - np.float32(ny))[:, None], [table_n])
+    cell_box = pixel_box(cx, cy, extent, size)
+    assert cell_box is not None  # the cell centre lies in the frame
+    rows, columns = cell_box
+    box = (rows.stop - rows.start, columns.stop - columns.start)
+    # Pixel centres, offset from the nucleus and from the cell centre below.
+    xs = np.arange(columns.start, columns.stop, dtype=np.float32) + np.float32(0.5)
+    ys = np.arange(rows.start, rows.stop, dtype=np.float32) + np.float32(0.5)
+    rho_n, (rn,) = _OUTLINE.nearest((xs - np.float32(nx))[None, :], (ys - np.float32(ny))[:, None], [table_n])
     edge = 0.004 * s + 0.4
     if smudged:
         edge *= 4.0  # ragged, smeared border
@@ -497,7 +451,7 @@ def render_image(rng: np.random.Generator, style: PatientStyle, size: int) -> np
     # Coarse clumps with pale gaps (tumoral, mature) against finer, more even
     # chromatin (reactive); a darker band along the nuclear membrane.
     coarse = float(np.clip(0.5 + 0.45 * p - 0.45 * r + rng.normal(0.0, 0.1), 0.0, 1.0))
-    fine = _smooth_noise(rng, box, 0.0045 * s)
+    fine = smooth_noise(rng, box, 0.0045 * s)
     if smudged:
         # Faint strands of spilled chromatin: noise blurred along a random
         # direction, with pale blotches; the whole nucleus pale.
@@ -505,10 +459,10 @@ def render_image(rng: np.random.Generator, style: PatientStyle, size: int) -> np
         turn = cv2.getRotationMatrix2D((box[1] / 2.0, box[0] / 2.0), float(rng.uniform(0.0, 180.0)), 1.0)
         streak = cv2.warpAffine(streak, turn, (box[1], box[0]), borderMode=cv2.BORDER_REFLECT)
         streak /= np.float32(max(float(streak.std()), 1e-6))
-        texture = 0.25 * streak + 0.3 * _smooth_noise(rng, box, 0.02 * s) + 0.1 * fine
+        texture = 0.25 * streak + 0.3 * smooth_noise(rng, box, 0.02 * s) + 0.1 * fine
         density = rng.uniform(0.3, 0.5)
     else:
-        clumps = np.tanh(1.6 * _smooth_noise(rng, box, 0.011 * s))
+        clumps = np.tanh(1.6 * smooth_noise(rng, box, 0.011 * s))
         texture = np.float32(0.36 * coarse) * clumps + np.float32(0.1 + 0.08 * (1.0 - coarse)) * fine
         texture = texture + 0.18 * np.exp(-(rn - rho_n) / np.float32(0.02 * s))
         density = (1.0 + 0.12 * p - 0.12 * r) * math.exp(rng.normal(0.0, 0.05))
@@ -519,7 +473,7 @@ def render_image(rng: np.random.Generator, style: PatientStyle, size: int) -> np
         alpha_c = alpha_n
         cytoplasm = np.zeros(box, np.float32)
     else:
-        rho_c, (rc,) = _polar((xs - np.float32(cx))[None, :], (ys - np.float32(cy))[:, None], [table_c])
+        rho_c, (rc,) = _OUTLINE.nearest((xs - np.float32(cx))[None, :], (ys - np.float32(cy))[:, None], [table_c])
         alpha_c = np.maximum(np.clip((rc - rho_c) / np.float32(edge) + 0.5, 0.0, 1.0), alpha_n)
         # Basophilic (bluer, denser) towards the edge in reactive cells.
         border = np.float32(0.6 * r) * np.exp(-np.maximum(rc - rho_c, 0.0) / np.float32(0.025 * s))
@@ -533,13 +487,13 @@ def render_image(rng: np.random.Generator, style: PatientStyle, size: int) -> np
     nucleus_od = _OD_NUCLEUS * stain
     cyto_od = cyto_od * stain
     rbc_od = _OD_RBC * np.asarray(style.rbc_stain)
-    illumination = 1.0 + 0.025 * _smooth_noise(rng, (size, size), 0.15 * s)
-    rbc[y0:y1, x0:x1] *= 1.0 - alpha_c  # the lymphocyte lies on top
-    platelets[y0:y1, x0:x1] *= 1.0 - alpha_c
+    illumination = 1.0 + 0.025 * smooth_noise(rng, (size, size), 0.15 * s)
+    rbc[rows, columns] *= 1.0 - alpha_c  # the lymphocyte lies on top
+    platelets[rows, columns] *= 1.0 - alpha_c
     channels = []
     for c in range(3):
         od = rbc * np.float32(rbc_od[c]) + platelets * np.float32(nucleus_od[c])
-        od[y0:y1, x0:x1] += nucleus * np.float32(nucleus_od[c]) + cytoplasm * np.float32(cyto_od[c])
+        od[rows, columns] += nucleus * np.float32(nucleus_od[c]) + cytoplasm * np.float32(cyto_od[c])
         channels.append(np.float32(style.background[c]) * illumination * np.exp(-od))
     image = np.stack(channels, axis=2)
     sigma = style.blur * s
@@ -656,26 +610,6 @@ def _format_dob(date: _dt.date, slashed: bool) -> str:
     return f"{date.day:02d}-{date.month:02d}-{date.year}"
 
 
-def _write_text(path: Path, text: str) -> None:
-    """Write a text file atomically (a temporary file beside it, then renamed)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _csv_text(header: list[str], rows: list[list]) -> str:
-    buffer = _io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
 def _write_jpeg(path: Path, image: np.ndarray) -> None:
     # Inside the tree being built under a temporary name: no per-file rename needed.
     Image.fromarray(image).save(path, format="JPEG", quality=JPEG_QUALITY)
@@ -756,16 +690,16 @@ def generate_dlmi(dest: str | Path, spec: DlmiSpec, seed: int = 0) -> Path:
 
         header = list(CSV_COLUMNS)
         (root / CLINICAL_CSV).write_text(
-            _csv_text(["", *header], [[i, *row] for i, row in enumerate(rows)])
+            csv_text(["", *header], [[i, *row] for i, row in enumerate(rows)])
         )
         for split, name in (("train", TRAIN_CSV), ("test", TEST_CSV)):
             subset = [row for (plan, _, _), row in zip(patients, rows) if plan.split == split]
-            (folders[split] / name).write_text(_csv_text(header, subset))
+            (folders[split] / name).write_text(csv_text(header, subset))
         # Beside the tree, not in it: the challenge layout hides these labels.
         truth = sorted(((int(plan.patient_id[1:]), plan) for plan, _, _ in patients if plan.split == "test"))
-        _write_text(
+        write_text(
             dest / TEST_LABELS_NAME,
-            _csv_text(["ID", "LABEL"], [[plan.patient_id, plan.label] for _, plan in truth]),
+            csv_text(["ID", "LABEL"], [[plan.patient_id, plan.label] for _, plan in truth]),
         )
     return final
 
