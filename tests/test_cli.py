@@ -65,3 +65,96 @@ def _truncate(path):
 def test_check_of_a_missing_folder_exits_2(tmp_path):
     done = check(tmp_path / "nowhere")
     assert done.returncode == 2 and "does not exist" in done.stderr
+
+
+# `cytobook run`: Ctrl-C and --resume.
+
+
+def write_notebook(path, body):
+    """A minimal suite notebook: title, tagged parameters cell, then ``body``."""
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    parameters = nbformat.v4.new_code_cell('profile = "demo"\ndata_dir = None\nrun_dir = None\nseed = 0')
+    parameters.metadata["tags"] = ["parameters"]
+    notebook.cells = [nbformat.v4.new_markdown_cell(f"# {path.stem}"), parameters, nbformat.v4.new_code_cell(body)]
+    nbformat.write(notebook, path)
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A checkout holding two trivial notebooks, made the working directory; runs go to its runs/."""
+    (tmp_path / "_config.yml").write_text("title: test\n")
+    (tmp_path / "notebooks").mkdir()
+    write_notebook(tmp_path / "notebooks" / "01_data_first.ipynb", "x = 1")
+    write_notebook(tmp_path / "notebooks" / "02_cnmc_second.ipynb", "y = 2")
+    monkeypatch.setenv("CYTOBOOK_ROOT", str(tmp_path))
+    monkeypatch.delenv("CYTOBOOK_RUNS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_run_interrupted_prints_one_line_and_exits_130(project, monkeypatch, capsys):
+    import papermill
+
+    def interrupted(input_path, output_path, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(papermill, "execute_notebook", interrupted)
+    assert cli.main(["run", "--profile", "smoke"]) == 130
+    (run_dir,) = (project / "runs").iterdir()
+    out, err = capsys.readouterr()
+    assert err == f"interrupted during 01_data_first; finish this run with: cytobook run --resume runs/{run_dir.name}\n"
+    assert "Traceback" not in out
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert [nb["status"] for nb in manifest["notebooks"]] == ["interrupted", "not run"]
+
+
+@pytest.mark.parametrize("extra", [["--profile", "smoke"], ["--seed", "0"], ["--only", "data"], ["--data-dir", "cnmc=/data"]])
+def test_resume_cannot_change_the_run_settings(extra, capsys):
+    assert cli.main(["run", "--resume", "runs/whatever", *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cytobook run: --resume reruns the run with its own settings") and err.rstrip().endswith(extra[0])
+
+
+def test_resume_of_something_that_is_not_a_run_exits_2(project, capsys):
+    assert cli.main(["run", "--resume", "20990101-000000-smoke"]) == 2
+    assert "is not a run directory" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_stops_the_running_cell_and_resume_finishes_the_run(project):
+    import signal
+    import time
+
+    # The second notebook says when its long cell has started, so that Ctrl-C lands inside it.
+    write_notebook(project / "notebooks" / "02_cnmc_second.ipynb",
+                   "import time\nfrom pathlib import Path\n(Path(run_dir) / 'started').touch()\ntime.sleep(120)")
+    command = [sys.executable, "-m", "cytobook.cli", "run"]
+    # Popen's child would otherwise inherit an ignored SIGINT when the tests run in the background.
+    run = subprocess.Popen([*command, "--profile", "smoke"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 120
+    while not list(project.glob("runs/*/started")) and time.monotonic() < deadline and run.poll() is None:
+        time.sleep(0.2)
+    run.send_signal(signal.SIGINT)
+    out, err = run.communicate(timeout=120)
+    (run_dir,) = (project / "runs").iterdir()
+    assert run.returncode == 130, out + err
+    assert err == f"interrupted during 02_cnmc_second; finish this run with: cytobook run --resume runs/{run_dir.name}\n"
+    assert out.splitlines()[-1] == "[2/2] 02_cnmc_second ..."
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert [nb["status"] for nb in manifest["notebooks"]] == ["ok", "interrupted"]
+    assert manifest["notebooks"][1]["duration_s"] > 0
+    # The kernel was interrupted, so the executed notebook shows where.
+    assert '"ename": "KeyboardInterrupt"' in (run_dir / "notebooks" / "02_cnmc_second.ipynb").read_text()
+
+    write_notebook(project / "notebooks" / "02_cnmc_second.ipynb", "y = 2")
+    done = subprocess.run([*command, "--resume", f"runs/{run_dir.name}"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines()[-1] == str(run_dir) and "[1/1] 02_cnmc_second done in" in done.stdout
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert [nb["status"] for nb in manifest["notebooks"]] == ["ok", "ok"]
+    assert (run_dir / "interrupted" / "02_cnmc_second-1" / "notebooks" / "02_cnmc_second.ipynb").exists()

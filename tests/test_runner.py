@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 import json
+import os
+import platform
+import re
 from pathlib import Path
 
 import nbformat
+import papermill
 import pytest
 
-from cytobook import cli
-from cytobook.runner import SuiteFailed, discover, run_suite, select
+from cytobook import cli, runner
+from cytobook.runner import SuiteFailed, SuiteInterrupted, discover, resume_suite, run_suite, select
 from cytobook.suite import parse_notebook_name
 
 
-def write_notebook(path: Path, body: str) -> None:
-    """A minimal suite notebook: title, tagged parameters cell, then ``body``."""
+def write_notebook(path: Path, *bodies: str) -> None:
+    """A minimal suite notebook: title, tagged parameters cell, then one code cell per body."""
     notebook = nbformat.v4.new_notebook()
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     parameters = nbformat.v4.new_code_cell('profile = "demo"\ndata_dir = None\nrun_dir = None\nseed = 0')
     parameters.metadata["tags"] = ["parameters"]
-    notebook.cells = [nbformat.v4.new_markdown_cell(f"# {path.stem}"), parameters, nbformat.v4.new_code_cell(body)]
+    notebook.cells = [nbformat.v4.new_markdown_cell(f"# {path.stem}"), parameters,
+                      *(nbformat.v4.new_code_cell(body) for body in bodies)]
     nbformat.write(notebook, path)
 
 
@@ -101,3 +106,169 @@ def test_cli_rejects_bad_arguments(capsys):
     assert "DATASET=PATH" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["run", "--profile", "huge"])
+
+
+# A notebook that refuses to overwrite its metrics, as the suite's notebooks do, then records its parameters.
+SAVES_METRICS = (
+    "import json\n"
+    "from pathlib import Path\n"
+    "metrics = Path(run_dir) / 'metrics' / '{name}.json'\n"
+    "assert not metrics.exists(), 'refusing to overwrite ' + str(metrics)\n"
+    "metrics.parent.mkdir(exist_ok=True)\n"
+    "metrics.write_text(json.dumps({{'profile': profile, 'data_dir': data_dir, 'seed': seed}}))"
+)
+
+
+def stop_at(call: int, real=papermill.execute_notebook):
+    """A stand-in for papermill.execute_notebook: Ctrl-C at its ``call``-th call, after leaving partial files."""
+    calls: list[str] = []
+
+    def execute(input_path, output_path, **kwargs):
+        calls.append(Path(input_path).stem)
+        if len(calls) == call:
+            name, run_dir = Path(input_path).stem, Path(kwargs["parameters"]["run_dir"])
+            Path(output_path).write_text("partial notebook")
+            (run_dir / "metrics").mkdir(exist_ok=True)
+            (run_dir / "metrics" / f"{name}.json").write_text("partial metrics")
+            (run_dir / "artifacts" / name).mkdir(parents=True)
+            (run_dir / "artifacts" / name / "model.keras").write_text("partial model")
+            raise KeyboardInterrupt
+        return real(input_path, output_path, **kwargs)
+
+    return execute, calls
+
+
+def record_calls(real=papermill.execute_notebook):
+    """A stand-in for papermill.execute_notebook that records (notebook, parameters) and runs it."""
+    calls: list[tuple[str, dict]] = []
+
+    def execute(input_path, output_path, **kwargs):
+        calls.append((Path(input_path).stem, dict(kwargs["parameters"])))
+        return real(input_path, output_path, **kwargs)
+
+    return execute, calls
+
+
+def statuses(run_dir: Path) -> list[str]:
+    return [nb["status"] for nb in json.loads((run_dir / "manifest.json").read_text())["notebooks"]]
+
+
+@pytest.mark.slow
+def test_interrupted_run_is_recorded_and_resume_reruns_only_what_is_not_ok(suite, tmp_path, monkeypatch):
+    write_notebook(suite / "02_cnmc_second.ipynb", SAVES_METRICS.format(name="02_cnmc_second"))
+    write_notebook(suite / "03_hep2_third.ipynb", SAVES_METRICS.format(name="03_hep2_third"))
+    execute, calls = stop_at(2)
+    monkeypatch.setattr(papermill, "execute_notebook", execute)
+    with pytest.raises(SuiteInterrupted) as caught:
+        run_suite("smoke", data_dirs={"cnmc": tmp_path}, seed=3, notebooks_dir=suite, root=tmp_path / "runs",
+                  log=lambda line: None)
+    run_dir = caught.value.run_dir
+    assert caught.value.notebook == "02_cnmc_second" and calls == ["01_data_first", "02_cnmc_second"]
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert statuses(run_dir) == ["ok", "interrupted", "not run"]
+    assert manifest["notebooks"][1]["duration_s"] >= 0 and manifest["notebooks"][2]["duration_s"] is None
+    assert "executing" not in manifest and "resumed" not in manifest
+
+    first = [run_dir / "notebooks" / "01_data_first.ipynb", *sorted((run_dir / "artifacts" / "01_data_first").rglob("*"))]
+    before = {path: path.read_bytes() for path in first if path.is_file()}
+    assert len(before) == 3  # the executed notebook, seen.json, figure-01.png
+    execute, calls = record_calls()
+    monkeypatch.setattr(papermill, "execute_notebook", execute)
+    lines: list[str] = []
+    assert resume_suite(run_dir, notebooks_dir=suite, log=lines.append) == run_dir
+
+    # Only the notebooks that were not ok ran, with the parameters the run started with.
+    run = str(run_dir)
+    assert calls == [("02_cnmc_second", {"profile": "smoke", "data_dir": str(tmp_path.resolve()), "run_dir": run, "seed": 3}),
+                     ("03_hep2_third", {"profile": "smoke", "data_dir": None, "run_dir": run, "seed": 3})]
+    seen = json.loads((run_dir / "metrics" / "03_hep2_third.json").read_text())
+    assert seen == {"profile": "smoke", "data_dir": None, "seed": 3}
+    assert {path: path.read_bytes() for path in first if path.is_file()} == before
+    # The interrupted attempt's files were set aside, not overwritten nor lost.
+    aside = run_dir / "interrupted" / "02_cnmc_second-1"
+    assert (aside / "notebooks" / "02_cnmc_second.ipynb").read_text() == "partial notebook"
+    assert (aside / "metrics" / "02_cnmc_second.json").read_text() == "partial metrics"
+    assert (aside / "artifacts" / "02_cnmc_second" / "model.keras").read_text() == "partial model"
+    assert not (run_dir / "artifacts" / "02_cnmc_second" / "model.keras").exists()
+
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert statuses(run_dir) == ["ok", "ok", "ok"]
+    assert len(manifest["resumed"]) == 1 and manifest["resumed"][0] >= manifest["started"]
+    second = manifest["notebooks"][1]
+    assert second["earlier_attempts"] == [{"status": "interrupted", "duration_s": second["earlier_attempts"][0]["duration_s"],
+                                           "set_aside": "interrupted/02_cnmc_second-1"}]
+    assert second["duration_s"] >= 0 and "earlier_attempts" not in manifest["notebooks"][2]
+    assert lines[0].startswith(f"resume {run_dir.name}: 2 of 3 notebook(s) to run, profile smoke, seed 3")
+    assert any("[1/2] 02_cnmc_second done in" in line for line in lines)
+
+
+def test_every_resume_sets_the_leftovers_aside_in_a_new_folder(suite, tmp_path, monkeypatch):
+    def finished(input_path, output_path, **kwargs):
+        nbformat.write(nbformat.v4.new_notebook(), output_path)
+
+    monkeypatch.setattr(papermill, "execute_notebook", stop_at(1, real=finished)[0])
+    with pytest.raises(SuiteInterrupted) as caught:
+        run_suite("smoke", seed=5, notebooks_dir=suite, root=tmp_path / "runs", log=lambda line: None)
+    run_dir = caught.value.run_dir
+    monkeypatch.setattr(papermill, "execute_notebook", stop_at(1, real=finished)[0])
+    with pytest.raises(SuiteInterrupted):
+        resume_suite(run_dir, notebooks_dir=suite, log=lambda line: None)
+    assert statuses(run_dir) == ["interrupted", "not run"]
+    monkeypatch.setattr(papermill, "execute_notebook", finished)
+    resume_suite(run_dir, notebooks_dir=suite, log=lambda line: None)
+
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert statuses(run_dir) == ["ok", "ok"] and len(manifest["resumed"]) == 2
+    assert [attempt["set_aside"] for attempt in manifest["notebooks"][0]["earlier_attempts"]] == [
+        "interrupted/01_data_first-1", "interrupted/01_data_first-2"]
+    assert sorted(p.name for p in (run_dir / "interrupted").iterdir()) == ["01_data_first-1", "01_data_first-2"]
+    lines: list[str] = []
+    assert resume_suite(run_dir, notebooks_dir=suite, log=lines.append) == run_dir
+    assert lines == [f"run {run_dir.name}: every notebook is ok, nothing to resume"]
+
+
+def test_resume_refuses_a_run_another_process_is_executing(suite, tmp_path, monkeypatch):
+    monkeypatch.setattr(papermill, "execute_notebook", stop_at(1)[0])
+    with pytest.raises(SuiteInterrupted) as caught:
+        run_suite("smoke", notebooks_dir=suite, root=tmp_path / "runs", log=lambda line: None)
+    manifest_path = caught.value.run_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["executing"] = {"host": platform.node(), "pid": os.getppid()}  # a live process that is not this one
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match=rf"still being executed by process {os.getppid()}"):
+        resume_suite(caught.value.run_dir, notebooks_dir=suite, log=lambda line: None)
+    assert (caught.value.run_dir / "notebooks" / "01_data_first.ipynb").read_text() == "partial notebook"
+
+
+@pytest.mark.slow
+def test_slow_cells_are_logged_with_their_time(tmp_path, monkeypatch, capfd):
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    write_notebook(notebooks / "01_data_slow.ipynb", "import time\ntime.sleep(2.5)", "quick = 1")
+    monkeypatch.setattr(runner, "STILL_RUNNING_AFTER_S", 0.5)
+    lines: list[str] = []
+    run_suite("smoke", notebooks_dir=notebooks, root=tmp_path / "runs", log=lines.append, progress_after_s=1.0)
+    cells = [line for line in lines if line.startswith("    cell")]
+    # Cells are numbered in the executed notebook: title, parameters, injected parameters, then the body.
+    assert re.fullmatch(r"    cell 4/5 `import time` \d\.\ds \(\d+\.\ds so far\)", cells[-1]), cells
+    assert re.fullmatch(r"    cell 4/5 `import time` still running after 0\.\ds", cells[0]), cells
+    assert all("still running" in line for line in cells[:-1]) and 2 <= len(cells) - 1 <= 3
+    assert not any("quick" in line for line in lines)
+    # The kernels inherit this process's stderr: their warnings would show here.
+    assert "encryption" not in capfd.readouterr().err
+
+
+@pytest.mark.slow
+def test_failed_notebook_resumes_after_the_fix(suite, tmp_path):
+    write_notebook(suite / "01_data_first.ipynb", "raise RuntimeError('broken on purpose')")
+    with pytest.raises(SuiteFailed) as caught:
+        run_suite("smoke", notebooks_dir=suite, root=tmp_path / "runs", log=lambda line: None)
+    run_dir = caught.value.run_dir
+    write_notebook(suite / "01_data_first.ipynb", WRITES_MARKER.format(name="01_data_first"))
+    resume_suite(run_dir, notebooks_dir=suite, log=lambda line: None)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert statuses(run_dir) == ["ok", "ok"]
+    attempt = manifest["notebooks"][0]["earlier_attempts"][0]
+    assert attempt["status"] == "failed" and "RuntimeError: broken on purpose" in attempt["error"]
+    assert "raise RuntimeError" in (run_dir / attempt["set_aside"] / "notebooks" / "01_data_first.ipynb").read_text()
+    assert "error" not in manifest["notebooks"][0]

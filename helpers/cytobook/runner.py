@@ -7,27 +7,35 @@ A run directory holds everything one execution of the suite produced::
         notebooks/NN_*.ipynb     the executed notebooks
         metrics/NN_*.json        each notebook's metrics
         artifacts/NN_*/          predictions, models, figures/ (every figure of the executed notebook)
+        interrupted/NN_*-<n>/    what an interrupted or failed notebook left, set aside by a resume
 
 Run directories are created exclusively and never written into by a later
-run, so results can always be traced to the run that made them.
+run, so results can always be traced to the run that made them. The one
+exception is :func:`resume_suite`, which finishes the same run: it reruns the
+notebooks that are not ``ok`` with the run's own parameters and never touches
+the completed ones.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import importlib.metadata
+import signal
+import threading
 import json
 import os
 import platform
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from . import io
-from .suite import CHAPTERS, SuiteNotebook, new_run_dir, parse_notebook_name, project_root
+from .suite import CHAPTERS, SuiteNotebook, new_run_dir, parse_notebook_name, project_root, resolve_run
 
 #: Packages whose versions go into the manifest.
 _RECORDED_PACKAGES = (
@@ -36,12 +44,35 @@ _RECORDED_PACKAGES = (
 )
 
 
+#: Cells that run at least this long get a line on the log when they finish.
+PROGRESS_AFTER_S = 5.0
+#: A cell still running after this long gets a line saying so, again at every doubling.
+STILL_RUNNING_AFTER_S = 60.0
+#: Arguments of the runner's kernels: the kernel's own log (its "running over TCP without
+#: encryption" warning, its errors while it is shut down mid-cell) is not the user's business;
+#: what the notebook prints goes into the executed notebook as usual.
+_KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
+
+
 class SuiteFailed(RuntimeError):
     """A notebook failed; the run directory keeps the partly executed notebook."""
 
     def __init__(self, message: str, run_dir: Path):
         super().__init__(message)
         self.run_dir = run_dir
+
+
+class SuiteInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped the run; the manifest says ``interrupted`` for ``notebook``.
+
+    A :class:`KeyboardInterrupt`, so that code catching ``Exception`` around
+    :func:`run_suite` still stops. Finish the run with :func:`resume_suite`.
+    """
+
+    def __init__(self, run_dir: Path, notebook: str):
+        super().__init__(f"interrupted during {notebook}")
+        self.run_dir = run_dir
+        self.notebook = notebook
 
 
 def discover(notebooks_dir: Path | None = None) -> list[SuiteNotebook]:
@@ -163,6 +194,7 @@ def run_suite(
     notebooks_dir: Path | None = None,
     root: Path | None = None,
     log: Callable[[str], None] = print,
+    progress_after_s: float = PROGRESS_AFTER_S,
 ) -> Path:
     """Execute the suite's notebooks in order into a new run directory.
 
@@ -180,7 +212,12 @@ def run_suite(
     notebooks_dir, root
         Where the notebooks are and where run directories go.
     log
-        Receives progress lines.
+        Receives progress lines: one per notebook started and finished, one
+        per cell that ran ``progress_after_s`` or longer, and one when a cell
+        is still running after :data:`STILL_RUNNING_AFTER_S` (then at every
+        doubling of its time).
+    progress_after_s
+        Cells quicker than this are not logged.
 
     Returns
     -------
@@ -192,10 +229,11 @@ def run_suite(
     SuiteFailed
         When a notebook fails; the message names the notebook and cell, and
         later notebooks are recorded as not run.
+    SuiteInterrupted
+        On Ctrl-C: the running notebook is recorded as ``interrupted`` with
+        its duration so far, later ones as ``not run``; finish the run with
+        :func:`resume_suite`.
     """
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-
     from .datasets import DATASETS
     from .profiles import get_profile
 
@@ -217,7 +255,7 @@ def run_suite(
         "profile": profile,
         "seed": seed,
         "data_dirs": {k: str(v) for k, v in data_dirs.items()},
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started": _now(),
         **describe_environment(),
         "notebooks": [
             {"name": nb.name, "chapter": nb.chapter, "status": "not run", "duration_s": None, "parameters": None}
@@ -226,41 +264,357 @@ def run_suite(
     }
     io.write_json(run_dir / "manifest.json", manifest)
     log(f"run {run_dir.name}: {len(notebooks)} notebook(s), profile {profile}, backend {manifest['keras_backend']}, {manifest['device']}")
+    return _execute(run_dir, manifest, list(zip(notebooks, manifest["notebooks"])), log, progress_after_s)
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # inherited by the kernels
-    suite_start = time.perf_counter()
-    for index, (nb, record) in enumerate(zip(notebooks, manifest["notebooks"]), start=1):
-        data_dir = data_dirs.get(nb.dataset)
-        parameters = {"profile": profile, "data_dir": str(data_dir) if data_dir else None,
-                      "run_dir": str(run_dir), "seed": seed}
-        record["parameters"] = parameters
-        record["status"] = "running"
-        io.write_json(run_dir / "manifest.json", manifest)
-        log(f"[{index}/{len(notebooks)}] {nb.name} ...")
-        output = run_dir / "notebooks" / nb.path.name
-        started = time.perf_counter()
-        try:
-            papermill.execute_notebook(
-                str(nb.path), str(output), parameters=parameters, cwd=str(nb.path.parent),
-                progress_bar=False, log_output=False,
-            )
-        except PapermillExecutionError as error:
-            first_line = (error.source or "").strip().splitlines()[:1]
-            where = (f"cell [{error.exec_count}] (cell {error.cell_index + 1} of the executed notebook"
-                     + (f", starting `{first_line[0][:60]}`)" if first_line else ")"))
-            record.update(status="failed", duration_s=round(time.perf_counter() - started, 1),
-                          error=f"{where}: {error.ename}: {error.evalue}")
-            io.write_json(run_dir / "manifest.json", manifest)
-            message = (f"{nb.name} failed in {where}: {error.ename}: {error.evalue}\n"
-                       f"  executed notebook with the traceback: {output}")
-            log(f"[{index}/{len(notebooks)}] {message}")
-            raise SuiteFailed(message, run_dir) from None
-        record.update(status="ok", duration_s=round(time.perf_counter() - started, 1),
-                      figures=len(export_figures(output, run_dir / "artifacts" / nb.name / "figures")))
-        io.write_json(run_dir / "manifest.json", manifest)
-        log(f"[{index}/{len(notebooks)}] {nb.name} done in {record['duration_s']:.1f} s")
 
-    manifest["duration_s"] = round(time.perf_counter() - suite_start, 1)
+def resume_suite(
+    run: str | os.PathLike,
+    *,
+    notebooks_dir: Path | None = None,
+    log: Callable[[str], None] = print,
+    progress_after_s: float = PROGRESS_AFTER_S,
+) -> Path:
+    """Finish an interrupted or failed run: execute, in order, its notebooks that are not ``ok``.
+
+    The notebooks get the parameters the run was started with: profile, seed
+    and data folders all come from its manifest. Completed notebooks and
+    their files are never touched. What an earlier attempt at a notebook left
+    (``notebooks/<name>.ipynb``, ``metrics/<name>.json``, ``artifacts/<name>/``)
+    is first moved to ``interrupted/<name>-<n>/``: a notebook refuses to
+    overwrite its metrics, and the partial results stay there to inspect.
+    The manifest records the attempt under the notebook's ``earlier_attempts``
+    and the time of the resume under ``resumed``.
+
+    Parameters
+    ----------
+    run
+        A run directory or run id (see :func:`~cytobook.suite.resolve_run`).
+    notebooks_dir
+        Where the notebooks are (default: the project's ``notebooks/``).
+    log, progress_after_s
+        As for :func:`run_suite`.
+
+    Returns
+    -------
+    Path
+        The run directory.
+
+    Raises
+    ------
+    ProjectLayoutError
+        If ``run`` is not a run directory.
+    ValueError
+        If another process is still executing the run, or a notebook of the
+        run is no longer in ``notebooks_dir``.
+    FileNotFoundError
+        If a data folder the run read is gone.
+    SuiteFailed, SuiteInterrupted
+        As for :func:`run_suite`.
+    """
+    run_dir = resolve_run(run)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    pid = _executing_process(manifest)
+    if pid is not None:
+        raise ValueError(f"{run_dir.name} is still being executed by process {pid} on this host; stop it before resuming")
+    records = [record for record in manifest["notebooks"] if record.get("status") != "ok"]
+    if not records:
+        log(f"run {run_dir.name}: every notebook is ok, nothing to resume")
+        return run_dir
+    available = {nb.name: nb for nb in discover(notebooks_dir)}
+    missing = [record["name"] for record in records if record["name"] not in available]
+    if missing:
+        where = notebooks_dir or "notebooks/"
+        raise ValueError(f"{run_dir.name} needs notebooks that are no longer in {where}: {', '.join(missing)}")
+    for name, path in manifest["data_dirs"].items():
+        if not Path(path).exists():
+            raise FileNotFoundError(f"{run_dir.name} read {name} from {path}, which no longer exists")
+
+    for record in records:
+        _set_aside(run_dir, record)
+    manifest.setdefault("resumed", []).append(_now())
     io.write_json(run_dir / "manifest.json", manifest)
-    log(f"all {len(notebooks)} notebook(s) ran in {manifest['duration_s']:.0f} s")
+    log(f"resume {run_dir.name}: {len(records)} of {len(manifest['notebooks'])} notebook(s) to run, "
+        f"profile {manifest['profile']}, seed {manifest['seed']}")
+    commit = _git_commit()
+    if commit != manifest.get("commit"):
+        log(f"note: the run started at commit {manifest.get('commit')}; the checkout is now at {commit}")
+    todo = [(available[record["name"]], record) for record in records]
+    return _execute(run_dir, manifest, todo, log, progress_after_s)
+
+
+def _execute(
+    run_dir: Path,
+    manifest: dict[str, Any],
+    todo: Sequence[tuple[SuiteNotebook, dict[str, Any]]],
+    log: Callable[[str], None],
+    progress_after_s: float,
+) -> Path:
+    """The execution loop of a fresh run and of a resume: run ``todo`` in order, keeping the manifest current.
+
+    ``todo`` pairs each notebook with its record in ``manifest["notebooks"]``.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # inherited by the kernels
+    session_start = time.perf_counter()
+    earlier_s = float(manifest.get("duration_s") or 0.0)  # a resumed run adds to its earlier sessions
+
+    def save() -> None:
+        manifest["duration_s"] = round(earlier_s + time.perf_counter() - session_start, 1)
+        io.write_json(run_dir / "manifest.json", manifest)
+
+    # Lets a resume tell a run still being executed from a stopped one.
+    manifest["executing"] = {"host": platform.node(), "pid": os.getpid()}
+    current = todo[0][0].name
+    try:
+        import papermill
+        from papermill.exceptions import PapermillExecutionError
+
+        for index, (nb, record) in enumerate(todo, start=1):
+            current = nb.name
+            counter = f"[{index}/{len(todo)}]"
+            tag = f"{counter} {nb.name}"
+            output = run_dir / "notebooks" / nb.path.name
+            watch = _NotebookWatch(log, progress_after_s)
+            try:
+                record.update(status="running", duration_s=None, parameters=_parameters(manifest, nb, run_dir))
+                save()
+                log(f"{tag} ...")
+                with watch.sigint_interrupts_kernel():
+                    papermill.execute_notebook(
+                        str(nb.path), str(output), parameters=record["parameters"], cwd=str(nb.path.parent),
+                        progress_bar=False, log_output=False, **watch.engine_kwargs(),
+                    )
+                if watch.interrupted:  # Ctrl-C after the last cell: stop all the same
+                    raise KeyboardInterrupt
+                figures = export_figures(output, run_dir / "artifacts" / nb.name / "figures")
+                record.update(status="ok", duration_s=round(watch.elapsed(), 1), figures=len(figures))
+                save()
+                log(f"{tag} done in {_duration(watch.elapsed())}")
+            except BaseException as error:
+                record["duration_s"] = round(watch.elapsed(), 1)
+                if watch.interrupted or isinstance(error, KeyboardInterrupt):
+                    record["status"] = "interrupted"
+                    raise SuiteInterrupted(run_dir, nb.name) from None
+                if not isinstance(error, Exception):
+                    raise
+                if isinstance(error, PapermillExecutionError):
+                    first_line = _first_line(error.source or "")
+                    where = (f"cell [{error.exec_count}] (cell {error.cell_index + 1} of the executed notebook"
+                             + (f", starting `{_shorten(first_line, 60)}`)" if first_line else ")"))
+                    problem = f"{where}: {error.ename}: {error.evalue}"
+                    message = f"{nb.name} failed in {problem}"
+                else:  # the kernel died (out of memory?), a timeout, papermill refused the notebook...
+                    problem = f"{type(error).__name__}: {error}"
+                    message = f"{nb.name} failed: {problem}"
+                record.update(status="failed", error=problem)
+                message += f"\n  executed notebook with the traceback: {output}"
+                log(f"{counter} {message}")
+                raise SuiteFailed(message, run_dir) from (None if isinstance(error, PapermillExecutionError) else error)
+            finally:
+                watch.stop()
+    except KeyboardInterrupt as stop:
+        if isinstance(stop, SuiteInterrupted):
+            raise
+        raise SuiteInterrupted(run_dir, current) from None  # Ctrl-C between two notebooks
+    finally:
+        manifest.pop("executing", None)
+        save()
+    log(f"all {len(todo)} notebook(s) ran in {_duration(time.perf_counter() - session_start)}")
     return run_dir
+
+
+class _Stop(Exception):
+    """Raised by a hook to stop the notebook before its next cell (after Ctrl-C)."""
+
+
+class _NotebookWatch:
+    """Watches one notebook's execution: logs slow cells and turns Ctrl-C into a kernel interrupt.
+
+    Its methods are nbclient hooks, handed to papermill as engine keywords.
+    Interrupting the kernel (as Jupyter's stop button does) rather than
+    raising in this process lets nbclient save the notebook with the
+    interrupted cell's traceback and shut an idle kernel down quietly.
+    """
+
+    def __init__(self, log: Callable[[str], None], after_s: float):
+        self.log = log
+        self.after_s = after_s
+        self.interrupted = False
+        self._interrupted_at = 0.0
+        self.kernel: Any = None  # the notebook's kernel manager, once nbclient made it
+        self._start = time.perf_counter()
+        self._cells = 0
+        self._cell: tuple[str, float] | None = None  # label and start of the running cell
+        self._timer: threading.Timer | None = None
+        self._lock = threading.Lock()  # the timer's thread logs too
+
+    def elapsed(self) -> float:
+        """Seconds since the notebook started (kernel start-up included)."""
+        return time.perf_counter() - self._start
+
+    def engine_kwargs(self) -> dict[str, Any]:
+        """Keywords for :func:`papermill.execute_notebook`, passed on to nbclient."""
+        from jupyter_client import AsyncKernelManager
+
+        watch = self
+
+        class WatchedKernelManager(AsyncKernelManager):
+            """Remembers itself, so that Ctrl-C can interrupt the kernel it starts."""
+
+            def __init__(self, **kwargs: Any):
+                super().__init__(**kwargs)
+                watch.kernel = self
+
+        return {
+            "kernel_manager_class": WatchedKernelManager,
+            "extra_arguments": list(_KERNEL_ARGUMENTS),
+            "on_notebook_start": self._notebook_started,
+            "on_cell_execute": self._cell_started,
+            "on_cell_executed": self._cell_finished,
+        }
+
+    @contextmanager
+    def sigint_interrupts_kernel(self) -> Iterator[None]:
+        """While papermill runs, Ctrl-C interrupts the kernel; pressed again after 2 s, this process."""
+        try:
+            previous = signal.signal(signal.SIGINT, self._on_sigint)
+        except ValueError:  # not the main thread: Ctrl-C stays a plain KeyboardInterrupt
+            yield
+            return
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self.interrupted:
+            # A repeated press right away is impatience, and raising now would only add asyncio's
+            # complaints to the output; a later one means the kernel did not stop: stop waiting.
+            if time.monotonic() - self._interrupted_at < 2.0:
+                return
+            raise KeyboardInterrupt
+        self.interrupted = True
+        self._interrupted_at = time.monotonic()
+        # The kernel runs in its own process group (jupyter_client starts it in a new session).
+        pgid = getattr(getattr(self.kernel, "provisioner", None), "pgid", None)
+        if pgid and hasattr(os, "killpg") and pgid != os.getpgrp():
+            try:
+                os.killpg(pgid, signal.SIGINT)
+            except OSError:
+                pass  # already gone; nbclient reports it
+        # Without a kernel yet (or between cells), the next cell's hook stops the notebook.
+
+    def _notebook_started(self, notebook: Any) -> None:
+        self._cells = len(notebook.cells)
+
+    def _cell_started(self, cell: Any, cell_index: int) -> None:
+        if self.interrupted:
+            raise _Stop("interrupted")
+        label = f"cell {cell_index + 1}/{self._cells} `{_shorten(_first_line(cell.source), 50)}`"
+        with self._lock:
+            self._cell = (label, time.perf_counter())
+            self._arm(STILL_RUNNING_AFTER_S)
+
+    def _arm(self, delay_s: float) -> None:
+        self._timer = threading.Timer(delay_s, self._still_running)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _still_running(self) -> None:
+        with self._lock:
+            if self._cell is None:
+                return
+            label, start = self._cell
+            running = time.perf_counter() - start
+            self.log(f"    {label} still running after {_duration(running)}")
+            self._arm(running)  # next notice when its time has doubled: a few lines even for hours
+
+    def _cell_finished(self, cell: Any, cell_index: int, execute_reply: Any) -> None:
+        with self._lock:
+            if self._cell is None:
+                return
+            label, start = self._cell
+            self._cell = None
+            if self._timer is not None:
+                self._timer.cancel()
+        took = time.perf_counter() - start
+        if took >= self.after_s:
+            self.log(f"    {label} {_duration(took)} ({_duration(self.elapsed())} so far)")
+
+    def stop(self) -> None:
+        """Cancel the pending still-running notice."""
+        with self._lock:
+            self._cell = None
+            if self._timer is not None:
+                self._timer.cancel()
+
+
+def _parameters(manifest: dict[str, Any], nb: SuiteNotebook, run_dir: Path) -> dict[str, Any]:
+    """What papermill injects into ``nb``: the run's profile and seed, and its data folder for ``nb``'s data set."""
+    return {"profile": manifest["profile"], "data_dir": manifest["data_dirs"].get(nb.dataset),
+            "run_dir": str(run_dir), "seed": manifest["seed"]}
+
+
+def _set_aside(run_dir: Path, record: dict[str, Any]) -> None:
+    """Move what an earlier attempt at ``record``'s notebook left to ``interrupted/<name>-<n>/``; reset the record.
+
+    The files keep their place relative to the run directory
+    (``interrupted/<name>-1/metrics/<name>.json``...).
+    """
+    name = record["name"]
+    leftovers = [path for path in (run_dir / "notebooks" / f"{name}.ipynb", run_dir / "metrics" / f"{name}.json",
+                                   run_dir / "artifacts" / name) if path.exists()]
+    attempt = {key: record[key] for key in ("status", "duration_s", "error") if record.get(key) is not None}
+    if leftovers:
+        number = 1
+        while (run_dir / "interrupted" / f"{name}-{number}").exists():
+            number += 1
+        folder = run_dir / "interrupted" / f"{name}-{number}"
+        for path in leftovers:
+            target = folder / path.relative_to(run_dir)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            path.rename(target)
+        attempt["set_aside"] = str(folder.relative_to(run_dir))
+    if leftovers or record.get("status") != "not run":
+        record.setdefault("earlier_attempts", []).append(attempt)
+    for key in ("error", "figures"):
+        record.pop(key, None)
+    record.update(status="not run", duration_s=None)
+
+
+def _executing_process(manifest: dict[str, Any]) -> int | None:
+    """The process id of another process on this host still executing the run, else ``None``."""
+    owner = manifest.get("executing") or {}
+    pid = owner.get("pid")
+    if os.name != "posix" or owner.get("host") != platform.node() or not isinstance(pid, int) or pid == os.getpid():
+        return None
+    try:
+        os.kill(pid, 0)  # signal 0 only checks that the process exists
+    except ProcessLookupError:
+        return None  # the run was killed without clean-up
+    except PermissionError:
+        pass  # it exists, under another user
+    return pid
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _first_line(source: str) -> str:
+    """The first non-blank line of a cell's source, stripped."""
+    return next((line.strip() for line in source.splitlines() if line.strip()), "")
+
+
+def _shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _duration(seconds: float) -> str:
+    """``4.2s``, ``1m23s`` or ``2h05m``."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
