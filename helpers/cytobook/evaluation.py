@@ -46,7 +46,8 @@ TABLE_COLUMNS = (
     "weighted F1",
     "ROC AUC",
 )
-PUBLISHED_COLUMN = "published weighted F1"
+#: The validation metrics report 1 gives for every model it trains.
+VALIDATION_COLUMNS = ("validation loss", "validation accuracy")
 
 
 class _HasHistory(Protocol):
@@ -257,41 +258,54 @@ def _report_from_confusion(cm: np.ndarray, class_names: Sequence[str]) -> dict[s
 
 
 def report_table(
-    results: Mapping[str, Mapping[str, Any]], published: Mapping[str, float] | None = None
+    results: Mapping[str, Mapping[str, Any]],
+    published: pd.DataFrame | None = None,
+    columns: Sequence[str] = TABLE_COLUMNS,
 ) -> pd.DataFrame:
-    """The report's final table: one row per model, four decimals.
+    """The report's table: one row per model, four decimals, the published values beside the run's.
 
     Parameters
     ----------
     results
         Model name to its :func:`binary_report`. "normal" is the report's
         first class (label 0, HEM), "cancer" the second (label 1, ALL).
+        ``"validation loss"`` and ``"validation accuracy"`` are read from
+        its ``"validation"`` entry (see :func:`cytobook.results.evaluate`).
     published
-        The report's weighted F1 per model name; adds the column
-        ``"published weighted F1"``, empty for models it does not name.
+        Published values by model (rows) and metric (columns), e.g.
+        :func:`cytobook.published.published_metrics`; each of ``columns``
+        it holds a value for is added as ``"published <column>"``.
+    columns
+        The run's columns: :data:`TABLE_COLUMNS` (test set, the report's
+        format) or :data:`VALIDATION_COLUMNS`.
 
     Returns
     -------
     pandas.DataFrame
-        Indexed by model, columns :data:`TABLE_COLUMNS` (then the published
-        column). A missing ROC AUC (single-class test set) is NaN.
+        Indexed by model. A missing value (a ROC AUC on a single-class test
+        set, a number the report does not publish) is NaN.
     """
     rows = {}
     for model, report in results.items():
         normal, cancer = report.get("class_names") or list(report["precision"])
-        roc_auc = report.get("roc_auc")
-        rows[model] = [
-            report["precision"][normal],
-            report["precision"][cancer],
-            report["recall"][normal],
-            report["recall"][cancer],
-            report["weighted_f1"],
-            np.nan if roc_auc is None else roc_auc,
-        ]
-    table = pd.DataFrame.from_dict(rows, orient="index", columns=list(TABLE_COLUMNS), dtype=float)
+        values = {
+            "precision normal": report["precision"][normal],
+            "precision cancer": report["precision"][cancer],
+            "recall normal": report["recall"][normal],
+            "recall cancer": report["recall"][cancer],
+            "weighted F1": report["weighted_f1"],
+            "ROC AUC": report.get("roc_auc"),
+            **{f"validation {key}": value for key, value in report.get("validation", {}).items()},
+        }
+        rows[model] = [np.nan if values.get(column) is None else values[column] for column in columns]
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=list(columns), dtype=float)
     table.index.name = "model"
     if published is not None:
-        table[PUBLISHED_COLUMN] = [float(published[m]) if m in published else np.nan for m in table.index]
+        for column in columns:
+            if column in published.columns:
+                values = published[column].reindex(table.index)
+                if values.notna().any():
+                    table[f"published {column}"] = values.to_numpy(dtype=float)
     return table.round(4)
 
 

@@ -6,15 +6,14 @@ report's metrics, and saves the validation and test probabilities
 (``artifacts/<notebook>/predictions/<split scheme>/<model>.npz``, found by
 :func:`load_predictions`) and the model (``.../models/<scheme>/<model>.keras``,
 for the explainability notebook, without optimizer state: see
-:func:`save_model`) to the run. :func:`random_initialised` reads back which
-saved models started from random weights because their ImageNet weights were
-not cached.
+:func:`save_model`) to the run. :func:`load_splits` gives a chapter's
+notebooks the arrays of the data-preparation notebook, and
+:func:`load_predictions` the saved probabilities of named models.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import keras
@@ -23,8 +22,11 @@ import numpy as np
 
 from .evaluation import binary_report, confusion_matrix_figure, learning_curves, predict_labels, roc_figure
 from .notebook import NotebookRun
+from .preprocess import resize_square
 from .training import SplitArrays, Trained, predict_proba
-from .weights import ARCHITECTURES, WeightFile, imagenet_file
+
+#: The two ways the C-NMC chapter splits the training folds (see notebook 02).
+SCHEMES = ("image", "subject")
 
 
 def _without_compile_configs(config):
@@ -88,18 +90,27 @@ def evaluate(
     stage_starts
         Where a training stage starts in ``trained.history`` (index of its
         first epoch) and its name, marked on the learning curves: e.g.
-        ``{20: "fine-tuning"}`` after 20 epochs of feature extraction.
+        ``{20: "fine-tuning"}`` after 20 epochs of feature extraction;
+        ``trained.stage_starts`` by default.
 
     Returns
     -------
     dict
-        :func:`cytobook.evaluation.binary_report` of the test set.
+        :func:`cytobook.evaluation.binary_report` of the test set, with
+        ``validation``: the loss (binary cross-entropy) and accuracy of the
+        final model on the validation set, as the report gives for every model.
     """
     if trained.p_val is None:
         trained.p_val = predict_proba(trained.model, data.x_val)
     if trained.p_test is None:
         trained.p_test = predict_proba(trained.model, data.x_test)
     report = binary_report(data.y_test, trained.p_test)
+    p_val = np.clip(trained.p_val, 1e-7, 1 - 1e-7)
+    report["validation"] = {
+        "loss": float(-np.mean(data.y_val * np.log(p_val) + (1 - data.y_val) * np.log(1 - p_val))),
+        "accuracy": float(np.mean((trained.p_val > 0.5) == (data.y_val > 0.5))),
+    }
+    stage_starts = trained.stage_starts if stage_starts is None else stage_starts
     np.savez(
         run.artifact("predictions", scheme, f"{trained.name}.npz"),
         p_val=trained.p_val, y_val=data.y_val, p_test=trained.p_test, y_test=data.y_test,
@@ -117,68 +128,45 @@ def evaluate(
     return report
 
 
-def load_predictions(run_dir: str | Path, scheme: str) -> dict[str, dict[str, np.ndarray]]:
-    """Every model's saved probabilities for one split scheme, by model name (notebook order).
+def load_splits(run: NotebookRun, size: int | None = None) -> dict[str, SplitArrays]:
+    """The arrays of both split schemes that ``02_cnmc_data_preparation`` saved in this run.
 
-    Raises
-    ------
-    FileNotFoundError
-        If the run holds none: the training notebooks must run first.
+    ``size`` resizes the images (area interpolation) when a model takes
+    another input side than the prepared one (ResNet50's 224 px).
     """
-    files = sorted(Path(run_dir).glob(f"artifacts/*/predictions/{scheme}/*.npz"))
-    if not files:
-        raise FileNotFoundError(f"no predictions for the {scheme}-level split under {run_dir}/artifacts: run the training notebooks first")
-    predictions = {}
-    for path in files:
-        with np.load(path) as data:
-            predictions[path.stem] = {name: data[name] for name in data.files}
-    return predictions
+    splits = {scheme: SplitArrays.load(run.earlier_artifact("02_cnmc_data_preparation", f"{scheme}_split.npz"))
+              for scheme in SCHEMES}
+    if size is None or size == splits["image"].x_train.shape[1]:
+        return splits
+
+    def resized(images: np.ndarray) -> np.ndarray:
+        return np.stack([resize_square(image, size) for image in images]) if len(images) else images[:, :size, :size]
+
+    return {scheme: SplitArrays(resized(s.x_train), s.y_train, resized(s.x_val), s.y_val, resized(s.x_test), s.y_test)
+            for scheme, s in splits.items()}
 
 
-def prediction_sources(run_dir: str | Path, scheme: str) -> dict[str, str]:
-    """The notebook that saved each model's probabilities for one split scheme, by model name."""
-    return {path.stem: path.parent.parent.parent.name
-            for path in sorted(Path(run_dir).glob(f"artifacts/*/predictions/{scheme}/*.npz"))}
+def load_predictions(run: NotebookRun, scheme: str, members: Mapping[str, Sequence[str]]) -> dict[str, dict[str, np.ndarray]]:
+    """The saved probabilities of named models for one split scheme.
 
-
-def architecture_of(name: str) -> str | None:
-    """The :data:`cytobook.weights.ARCHITECTURES` key a model or notebook name refers to, if any.
-
-    ``"mobilenet_v2_truncated"`` and ``"06_cnmc_mobilenet_v2"`` give
-    ``"mobilenet_v2"`` (the longest key that matches wins over ``"mobilenet"``).
-    """
-    for arch in sorted(ARCHITECTURES, key=len, reverse=True):
-        if name == arch or name.startswith(f"{arch}_") or f"_{arch}_" in name or name.endswith(f"_{arch}"):
-            return arch
-    return None
-
-
-def random_initialised(run_dir: str | Path, scheme: str) -> dict[str, WeightFile | None]:
-    """Models of the run whose base started from random weights because no ImageNet weights were cached.
-
-    Each training notebook of a transfer model records in its metrics the
-    ImageNet file it loaded (``imagenet_weights``), or ``null`` when the file
-    was missing and the profile let it go on from random weights. A model
-    counts here when the notebook that saved its predictions recorded
-    ``null``; models of notebooks that record nothing (the scratch CNN) or
-    whose metrics are absent are left out.
+    Parameters
+    ----------
+    members
+        Display name to ``(notebook, model name)``; the files read are
+        exactly these models', never whatever else lies in the run.
 
     Returns
     -------
     dict
-        Model name to the :class:`~cytobook.weights.WeightFile` it lacked
-        (``None`` if its architecture is not recognised), in the order of
-        :func:`load_predictions`.
+        Display name to the arrays ``p_val``, ``y_val``, ``p_test``, ``y_test``.
+
+    Raises
+    ------
+    FileNotFoundError
+        Naming the notebook to run first, for a missing model.
     """
-    found: dict[str, WeightFile | None] = {}
-    recorded: dict[str, dict] = {}
-    for model, notebook in prediction_sources(run_dir, scheme).items():
-        if notebook not in recorded:
-            path = Path(run_dir) / "metrics" / f"{notebook}.json"
-            recorded[notebook] = json.loads(path.read_text()) if path.is_file() else {}
-        metrics = recorded[notebook]
-        if "imagenet_weights" not in metrics or metrics["imagenet_weights"] is not None:
-            continue
-        arch = architecture_of(model) or architecture_of(notebook)
-        found[model] = imagenet_file(arch) if arch else None
-    return found
+    predictions = {}
+    for name, (notebook, model) in members.items():
+        with np.load(run.earlier_artifact(notebook, "predictions", scheme, f"{model}.npz")) as data:
+            predictions[name] = {key: data[key] for key in data.files}
+    return predictions

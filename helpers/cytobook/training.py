@@ -43,13 +43,20 @@ class SplitArrays:
 
 @dataclass
 class Trained:
-    """A trained model with its learning history and its validation and test probabilities."""
+    """A trained model with its learning history and its validation and test probabilities.
+
+    ``stage_starts`` marks where a later training stage begins in the history
+    (e.g. ``{20: "fine-tuning"}``), for the learning curves; ``settings``
+    records how it was trained, for the notebook's metrics.
+    """
 
     name: str
     model: keras.Model
     history: dict[str, list[float]] = field(default_factory=dict)
     p_val: np.ndarray | None = None
     p_test: np.ndarray | None = None
+    stage_starts: dict[int, str] = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
 
 
 def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:

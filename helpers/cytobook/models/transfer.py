@@ -1,0 +1,297 @@
+"""Transfer learning from ImageNet bases: the classifier, and staged recipes to train it.
+
+Every transfer classifier maps RGB images in [0, 255] to one sigmoid unit. It
+is three layers: the ImageNet input preprocessing ``"preprocess"``, the
+(possibly truncated) ``keras.applications`` base ``"base"``, and the new
+classifier ``"head"``. A :class:`Recipe` says how one such model is built and
+trained, in the stages report 1 uses and reports 2 and 5 reuse:
+
+1. **feature extraction**: the base is frozen, so its outputs are computed
+   once and only the head is trained on them
+   (:func:`cytobook.training.fit_head_on_features`);
+2. optionally **fine-tuning**: part of the base (the last ``n`` layers with
+   weights, everything from a named layer on, or everything) is unfrozen and
+   the whole model trained on, continuing the same learning curve.
+
+:func:`train_recipe` runs a recipe; :func:`recipe_table` lists recipes for a
+notebook. Batch normalisation stays frozen in inference mode when a base is
+unfrozen (*our choice*, as in the Keras transfer-learning guide).
+
+**Without ImageNet weights** (a machine that has neither the file nor a
+network, in the ``smoke`` and ``demo`` profiles) a base starts from random
+weights, and the ImageNet settings no longer fit: the batch-normalisation
+statistics are ImageNet's defaults (mean 0, variance 1), which let the signal
+fade through a deep random base, and fine-tuning rates such as 1e-5 are meant
+to nudge pretrained weights, not to train random ones. :func:`train_recipe`
+then re-estimates the batch-normalisation statistics on the training images
+(:func:`recalibrate_batch_norm`) and fine-tunes at the profile's
+``random_init_learning_rate``; the architecture and what is unfrozen are
+unchanged, and the returned :class:`~cytobook.training.Trained` records what
+was done.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import pandas as pd
+
+from ..training import SplitArrays, Trained, compile_binary, fit, fit_head_on_features
+from ..weights import build_backbone
+from .layers import imagenet_preprocessing
+
+#: Where each base is truncated when its last block or stage is removed (report 1, 3.3.1.3 and 3.3.2.1).
+TRUNCATION: dict[str, str] = {
+    "vgg16": "block4_pool",  # without block 5
+    "resnet50": "conv4_block6_out",  # without stage 5: 14x14x1024 at 224 px
+    "mobilenet_v2": "block_12_add",  # our choice: without the 7x7 stage (blocks 13-16, Conv_1), as for ResNet50
+}
+
+
+def classifier_head(x, layers: tuple[tuple[str, float], ...]):
+    """Stack ``("dense", units)`` (ReLU) and ``("dropout", rate)`` layers on ``x``, then one sigmoid unit ``p_all``."""
+    for kind, value in layers:
+        x = keras.layers.Dropout(value)(x) if kind == "dropout" else keras.layers.Dense(int(value), activation="relu")(x)
+    return keras.layers.Dense(1, activation="sigmoid", name="p_all")(x)
+
+
+def convolutional_base(
+    arch: str,
+    size: int,
+    *,
+    truncated: bool = False,
+    weights: str | None = "imagenet",
+    required: bool = True,
+) -> keras.Model:
+    """An ImageNet base, whole or cut at :data:`TRUNCATION`, named ``"base"``.
+
+    ``required`` follows the profile: missing ImageNet weights stop the
+    ``full`` profile and are announced loudly in the others (see
+    :func:`cytobook.weights.build_backbone`). The base's attribute
+    ``imagenet_weights`` is the weight file used, or ``None``.
+    """
+    base = build_backbone(arch, (size, size, 3), weights=weights, required=required)
+    loaded = base.imagenet_weights
+    if truncated:
+        base = keras.Model(base.input, base.get_layer(TRUNCATION[arch]).output)
+    base = keras.Model(base.input, base.output, name="base")
+    base.imagenet_weights = loaded
+    return base
+
+
+def transfer_classifier(
+    arch: str,
+    size: int,
+    *,
+    truncated: bool = False,
+    pooling: str = "gap",
+    dense: int | None = 256,
+    dropout: float | None = 0.5,
+    weights: str | None = "imagenet",
+    required: bool = True,
+) -> keras.Model:
+    """ImageNet base + a new head: pooling, optional dense ReLU layer, optional dropout, one sigmoid unit.
+
+    Parameters
+    ----------
+    arch
+        ``"vgg16"``, ``"resnet50"`` or ``"mobilenet_v2"`` (any key of
+        :data:`cytobook.weights.ARCHITECTURES` with a :data:`TRUNCATION` to truncate).
+    truncated
+        Cut the base at :data:`TRUNCATION`.
+    pooling
+        ``"flatten"`` or ``"gap"`` (global average pooling).
+    dense
+        Units of the ReLU layer before the output, or ``None``.
+    dropout
+        Rate of the dropout before the output, or ``None`` for none.
+
+    The base starts frozen (feature extraction); see :func:`set_trainable`.
+    """
+    if pooling not in ("flatten", "gap"):
+        raise ValueError(f"pooling must be 'flatten' or 'gap', got {pooling!r}")
+    base = convolutional_base(arch, size, truncated=truncated, weights=weights, required=required)
+    base.trainable = False
+    # The head is a model of its own, so that feature extraction can train it on cached base outputs
+    # (cytobook.training.fit_head_on_features) and the full model sees the same weights.
+    features = keras.Input(base.output.shape[1:], name="features")
+    x = keras.layers.Flatten()(features) if pooling == "flatten" else keras.layers.GlobalAveragePooling2D()(features)
+    layers = ((("dense", dense),) if dense else ()) + ((("dropout", dropout),) if dropout else ())
+    head = keras.Model(features, classifier_head(x, layers), name="head")
+    inputs = keras.Input((size, size, 3), name="image")
+    model = keras.Model(inputs, head(base(imagenet_preprocessing(arch)(inputs))), name=f"{arch}{'_truncated' if truncated else ''}")
+    model.imagenet_weights = base.imagenet_weights
+    return model
+
+
+def set_trainable(model: keras.Model, unfreeze: str | int) -> list[str]:
+    """Unfreeze part of the model's ``"base"`` for fine-tuning; returns the unfrozen layer names.
+
+    Parameters
+    ----------
+    unfreeze
+        ``"everything"``; an integer ``n``, the last ``n`` layers that hold
+        weights (batch normalisation not counted: ``3`` is the last three
+        convolutions of VGG16 or of ResNet50's last bottleneck); or a layer
+        name, that layer and all after it.
+
+    Batch-normalisation layers stay frozen in inference mode: with small
+    batches their statistics would otherwise drift. Recompile afterwards.
+    """
+    layers = model.get_layer("base").layers
+    learnable = [i for i, layer in enumerate(layers) if layer.weights and not isinstance(layer, keras.layers.BatchNormalization)]
+    if unfreeze == "everything":
+        start = 0
+    elif isinstance(unfreeze, int):
+        if not 1 <= unfreeze <= len(learnable):
+            raise ValueError(f"cannot unfreeze the last {unfreeze} of {len(learnable)} layers with weights")
+        start = learnable[-unfreeze]
+    else:
+        names = [layer.name for layer in layers]
+        if unfreeze not in names:
+            raise ValueError(f"{unfreeze!r} is not a layer of {model.name}'s base")
+        start = names.index(unfreeze)
+    model.get_layer("base").trainable = True
+    for index, layer in enumerate(layers):
+        layer.trainable = index >= start and not isinstance(layer, keras.layers.BatchNormalization)
+    return [layers[i].name for i in learnable if i >= start]
+
+
+def recalibrate_batch_norm(model: keras.Model, images: np.ndarray, batch_size: int = 256) -> int:
+    """Set every batch-normalisation layer of the base to the statistics of ``images``; returns how many.
+
+    One pass in training mode with momentum 0 makes each layer's moving mean
+    and variance those of the batch it normalises, layer after layer, so that
+    inference sees features on the scale training will. Used for bases that
+    start from random weights, whose default statistics (mean 0, variance 1)
+    match nothing. Layers' ``trainable`` and ``momentum`` are restored.
+    """
+    base = model.get_layer("base")
+    norms = [layer for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    if not norms:
+        return 0
+    saved = [(layer.trainable, layer.momentum) for layer in norms]
+    for layer in norms:
+        layer.trainable, layer.momentum = True, 0.0  # a frozen BN layer ignores training=True
+    try:
+        base(model.get_layer("preprocess")(images[:batch_size]), training=True)
+    finally:
+        for layer, (trainable, momentum) in zip(norms, saved):
+            layer.trainable, layer.momentum = trainable, momentum
+    return len(norms)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One training stage of a :class:`Recipe`.
+
+    Attributes
+    ----------
+    optimizer, learning_rate
+        See :func:`cytobook.training.make_optimizer`.
+    unfreeze
+        What :func:`set_trainable` unfreezes; ``None`` for feature extraction
+        (frozen base, head trained on cached features).
+    """
+
+    optimizer: str
+    learning_rate: float
+    unfreeze: str | int | None = None
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one transfer model is built and trained.
+
+    Attributes
+    ----------
+    name
+        The model's name in tables, saved predictions and published numbers.
+    arch, truncated, pooling, dense, dropout
+        See :func:`transfer_classifier`.
+    extract
+        The feature-extraction stage.
+    fine_tune
+        The fine-tuning stage, or ``None`` for a feature-extraction model.
+    """
+
+    name: str
+    arch: str
+    extract: Stage
+    fine_tune: Stage | None = None
+    truncated: bool = False
+    pooling: str = "gap"
+    dense: int | None = 256
+    dropout: float | None = 0.5
+
+    def describe(self) -> dict[str, object]:
+        """One row of :func:`recipe_table`."""
+        tuned = self.fine_tune
+        return {
+            "model": self.name,
+            "base": f"{self.arch}, {'without its last block' if self.truncated else 'whole'}",
+            "head": " + ".join(part for part in (
+                "flatten" if self.pooling == "flatten" else "global average",
+                f"dense {self.dense}" if self.dense else "",
+                f"dropout {self.dropout:g}" if self.dropout else "") if part),
+            "feature extraction": f"{self.extract.optimizer} {self.extract.learning_rate:g}",
+            "fine-tuning": (f"{'last ' + str(tuned.unfreeze) + ' layers' if isinstance(tuned.unfreeze, int) else 'from ' + tuned.unfreeze if tuned.unfreeze != 'everything' else 'everything'}, "
+                            f"{tuned.optimizer} {tuned.learning_rate:g}") if tuned else "-",
+        }
+
+
+def recipe_table(recipes: list[Recipe]) -> pd.DataFrame:
+    """The recipes as a table, one row per model."""
+    return pd.DataFrame([recipe.describe() for recipe in recipes]).set_index("model")
+
+
+def train_recipe(recipe: Recipe, data: SplitArrays, *, profile, seed: int, size: int | None = None) -> Trained:
+    """Build ``recipe``'s model from ``seed`` and train it stage by stage on ``data``.
+
+    Parameters
+    ----------
+    profile
+        The run's :class:`~cytobook.profiles.Profile`: epochs, fine-tuning
+        epochs, batch size, patience, whether ImageNet weights are required,
+        and the fine-tuning rate for random initial weights.
+    size
+        Input side; by default the side of ``data``'s images.
+
+    Returns
+    -------
+    Trained
+        With ``stage_starts`` (where fine-tuning begins in the history) and
+        ``settings`` (the weights used and each stage's optimiser, rate and
+        unfrozen layers, as actually run).
+    """
+    keras.utils.set_random_seed(seed)
+    size = size or data.x_train.shape[1]
+    model = transfer_classifier(recipe.arch, size, truncated=recipe.truncated, pooling=recipe.pooling,
+                                dense=recipe.dense, dropout=recipe.dropout, required=profile.imagenet_required)
+    random_start = model.imagenet_weights is None
+    settings: dict[str, object] = {"imagenet_weights": str(model.imagenet_weights) if not random_start else None}
+    if random_start:
+        settings["batch_norm_recalibrated"] = recalibrate_batch_norm(model, data.x_train)
+    history = fit_head_on_features(model, data, epochs=profile.epochs, batch_size=profile.batch_size,
+                                   optimizer=recipe.extract.optimizer, learning_rate=recipe.extract.learning_rate,
+                                   patience=profile.patience)
+    settings["feature_extraction"] = {"optimizer": recipe.extract.optimizer, "learning_rate": recipe.extract.learning_rate}
+    trained = Trained(recipe.name, model, history, settings=settings)
+    stage = recipe.fine_tune
+    if stage is None:
+        return trained
+    rate = stage.learning_rate
+    if random_start and profile.random_init_learning_rate is not None:
+        rate = profile.random_init_learning_rate
+    unfrozen = set_trainable(model, stage.unfreeze)
+    compile_binary(model, stage.optimizer, rate)
+    trained.stage_starts = {len(history["loss"]): "fine-tuning"}
+    trained.history = fit(model, data, epochs=profile.fine_tune_epochs, batch_size=profile.batch_size,
+                          patience=profile.patience, history=history)
+    if random_start:
+        recalibrate_batch_norm(model, data.x_train)
+    settings["fine_tuning"] = {"optimizer": stage.optimizer, "learning_rate": rate, "unfrozen_layers": len(unfrozen),
+                               "from_layer": unfrozen[0], "trainable_parameters": sum(int(np.prod(w.shape)) for w in model.trainable_weights)}
+    return trained
