@@ -9,7 +9,7 @@ from cytobook.notebook import _import_keras_quietly
 
 _import_keras_quietly()
 
-from cytobook.models.cnmc import transfer_classifier  # noqa: E402
+from cytobook.models.transfer import transfer_classifier  # noqa: E402
 from cytobook.weights import MissingWeightsError  # noqa: E402
 
 MOBILENET_V2 = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"

@@ -146,7 +146,9 @@ def test_report_table_columns_order_and_published_column():
         "Average ensemble": ev.binary_report([1, 1, 0], [0.9, 0.4, 0.1]),
         "single class": ev.binary_report([1, 1], [0.9, 0.8]),
     }
-    table = ev.report_table(results, published={"VGG16": 0.9108, "Average ensemble": 0.9503, "unused": 1.0})
+    published = pd.DataFrame({"weighted F1": [0.9108, 0.9503, 1.0], "recall normal": [0.8779, np.nan, 0.5],
+                              "validation loss": [0.2, 0.3, 0.4]}, index=["VGG16", "Average ensemble", "unused"])
+    table = ev.report_table(results, published=published)
     assert list(table.columns) == [
         "precision normal",
         "precision cancer",
@@ -154,8 +156,10 @@ def test_report_table_columns_order_and_published_column():
         "recall cancer",
         "weighted F1",
         "ROC AUC",
+        "published recall normal",
         "published weighted F1",
     ]
+    assert table.loc["VGG16", "published recall normal"] == 0.8779
     assert list(table.index) == list(results)
     assert table.loc["VGG16", "precision normal"] == 0.6
     assert table.loc["VGG16", "recall cancer"] == 0.6667
@@ -230,3 +234,10 @@ def test_roc_figure_one_curve_per_model_and_chance_line():
 
 def test_report_table_is_a_dataframe():
     assert isinstance(ev.report_table({"m": ev.binary_report(Y, P)}), pd.DataFrame)
+
+
+def test_report_table_of_validation_scores_beside_the_published_ones():
+    results = {"m": {**ev.binary_report(Y, P), "validation": {"loss": 0.31234, "accuracy": 0.9}}}
+    published = pd.DataFrame({"validation loss": [0.2436]}, index=["m"])
+    table = ev.report_table(results, published, ev.VALIDATION_COLUMNS)
+    assert table.loc["m"].to_dict() == {"validation loss": 0.3123, "validation accuracy": 0.9, "published validation loss": 0.2436}

@@ -19,7 +19,8 @@ import pytest
 
 import cytobook.models  # noqa: F401  (registers the preprocessing layer for load_model)
 from cytobook import explain
-from cytobook.models.cnmc import scratch_cnn, transfer_classifier
+from cytobook.models.cnmc import scratch_cnn
+from cytobook.models.transfer import transfer_classifier
 
 matplotlib.use("Agg")
 
@@ -241,7 +242,8 @@ ON_JAX = textwrap.dedent(
     import keras
     import cytobook.models
     from cytobook import explain
-    from cytobook.models.cnmc import scratch_cnn, transfer_classifier
+    from cytobook.models.cnmc import scratch_cnn
+    from cytobook.models.transfer import transfer_classifier
 
     assert keras.backend.backend() == "jax"
     folder = sys.argv[1]

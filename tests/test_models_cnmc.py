@@ -9,7 +9,8 @@ from cytobook.notebook import _import_keras_quietly
 
 keras = _import_keras_quietly()
 
-from cytobook.models.cnmc import TRUNCATION, input_size, scratch_cnn, set_trainable, transfer_classifier  # noqa: E402
+from cytobook.models.cnmc import SCRATCH_HEADS, input_size, scratch_cnn  # noqa: E402
+from cytobook.models.transfer import TRUNCATION, set_trainable, transfer_classifier  # noqa: E402
 from cytobook.training import SplitArrays, fit_head_on_features, predict_proba  # noqa: E402
 
 
@@ -45,12 +46,14 @@ def test_truncated_bases_end_a_stage_early(arch, shape):
 def test_fine_tuning_unfreezes_only_what_is_asked_and_keeps_batchnorm_frozen():
     model = transfer_classifier("resnet50", 64, required=False)
     assert not model.get_layer("base").trainable
-    unfrozen = set_trainable(model, last=3)
+    unfrozen = set_trainable(model, 3)
     assert unfrozen == ["conv5_block3_1_conv", "conv5_block3_2_conv", "conv5_block3_3_conv"]
     assert not any(isinstance(layer, keras.layers.BatchNormalization) and layer.trainable
                    for layer in model.get_layer("base").layers)
-    with pytest.raises(ValueError, match="exactly one"):
-        set_trainable(model, last=3, from_layer="conv5_block3_3_conv")
+    assert set_trainable(model, "conv5_block3_2_conv") == unfrozen[1:]
+    assert len(set_trainable(model, "everything")) == 53  # every convolution of ResNet50, no batch normalisation
+    with pytest.raises(ValueError, match="not a layer"):
+        set_trainable(model, "conv9_block1_1_conv")
 
 
 def test_head_trained_on_cached_features_is_the_models_head():
@@ -71,7 +74,26 @@ def test_transfer_models_can_be_explained():
     model = transfer_classifier("vgg16", 64, truncated=True, required=False)
     image = (np.random.default_rng(0).random((64, 64, 3)) * 255).astype("uint8")
     layers = explain.conv_layers(model)
-    assert layers[0] == "base/block1_conv1" and explain.last_conv_layer(model) == "base/block4_conv3"
+    assert layers[0] == "base/block1_conv1" and explain.grad_cam_layer(model) == "base/block4_pool"
     assert explain.intermediate_activations(model, image, layers[:1])["base/block1_conv1"].shape == (1, 64, 64, 64)
     heatmap = explain.grad_cam(model, image)
     assert heatmap.shape == (64, 64) and 0.0 <= heatmap.min() and heatmap.max() <= 1.0
+
+
+def test_scratch_heads_are_the_reports():
+    """3.2.1-3.2.4: one dropout, two dropouts around 256 units (best), the same with 128, two dense layers of 256."""
+    dense_units = {head: [layer.units for layer in scratch_cnn(64, head).layers if isinstance(layer, keras.layers.Dense)]
+                   for head in SCRATCH_HEADS}
+    dropouts = {head: sum(isinstance(layer, keras.layers.Dropout) for layer in scratch_cnn(64, head).layers)
+                for head in SCRATCH_HEADS}
+    assert dense_units == {"dropout-dense256-dropout": [256, 1], "dense256-dropout": [256, 1],
+                           "dropout-dense128-dropout": [128, 1], "dropout-dense256-dense256-dropout": [256, 256, 1]}
+    assert dropouts == {"dropout-dense256-dropout": 2, "dense256-dropout": 1,
+                        "dropout-dense128-dropout": 2, "dropout-dense256-dense256-dropout": 2}
+
+
+def test_resnet50_v2_head_has_no_dropout():
+    model = transfer_classifier("resnet50", 64, truncated=True, dense=512, dropout=None, required=False)
+    head = [type(layer).__name__ for layer in model.get_layer("head").layers[1:]]
+    assert head == ["GlobalAveragePooling2D", "Dense", "Dense"]
+    assert model.get_layer("head").layers[2].units == 512

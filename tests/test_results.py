@@ -1,8 +1,7 @@
-"""cytobook.results: models saved without optimizer state, predictions read back, random-weight bases found."""
+"""cytobook.results: models saved without optimizer state, validation scores, predictions read back by name."""
 
 from __future__ import annotations
 
-import json
 import zipfile
 
 import matplotlib
@@ -15,11 +14,11 @@ import numpy as np
 import pytest
 
 from cytobook import results
-from cytobook.models.cnmc import scratch_cnn, transfer_classifier
+from cytobook.models.cnmc import scratch_cnn
+from cytobook.models.transfer import transfer_classifier
 from cytobook.notebook import NotebookRun
 from cytobook.profiles import get_profile
 from cytobook.training import SplitArrays, Trained, compile_binary, fit, fit_head_on_features
-from cytobook.weights import imagenet_file
 
 
 def tiny_split(size: int, n: int = 8, seed: int = 0) -> SplitArrays:
@@ -62,9 +61,15 @@ def test_evaluate_saves_the_model_without_optimizer_state_and_it_reloads(tmp_pat
     np.testing.assert_allclose(loaded.predict(data.x_test, verbose=0), model.predict(data.x_test, verbose=0), atol=1e-6)
     assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
     assert [w.trainable for w in loaded.weights] == [w.trainable for w in model.weights]
-    saved = results.load_predictions(tmp_path, "image")["tiny"]
+    saved = results.load_predictions(run, "image", [("05_test", "tiny")])["tiny"]
     np.testing.assert_allclose(saved["p_test"], model.predict(data.x_test, verbose=0)[:, 0], atol=1e-6)
     assert report["n"] == len(data.y_test)
+    p = np.clip(saved["p_val"], 1e-7, 1 - 1e-7)
+    expected_loss = -np.mean(data.y_val * np.log(p) + (1 - data.y_val) * np.log(1 - p))
+    assert report["validation"]["loss"] == pytest.approx(expected_loss, rel=1e-6)
+    assert report["validation"]["accuracy"] == pytest.approx(np.mean((saved["p_val"] > 0.5) == (data.y_val > 0.5)))
+    with pytest.raises(FileNotFoundError, match="05_test"):
+        results.load_predictions(run, "image", [("05_test", "absent")])
 
 
 def test_save_model_keeps_a_scratch_cnn_and_leaves_the_original_compiled(tmp_path):
@@ -91,39 +96,6 @@ def test_evaluate_marks_the_fine_tuning_stage_on_the_learning_curves(tmp_path, m
     curves = plt.figure(1)
     assert [line.get_xdata()[0] for line in curves.axes[0].get_lines()][-1] == 2.5
     plt.close("all")
-
-
-def test_architecture_of_model_and_notebook_names():
-    assert results.architecture_of("vgg16_truncated_fine_tuned") == "vgg16"
-    assert results.architecture_of("resnet50_truncated_v2") == "resnet50"
-    assert results.architecture_of("mobilenet_v2_feature_extraction") == "mobilenet_v2"
-    assert results.architecture_of("06_cnmc_mobilenet_v2") == "mobilenet_v2"
-    assert results.architecture_of("04_cnmc_vgg16") == "vgg16"
-    assert results.architecture_of("scratch_cnn_dropout-dense256-dropout") is None
-
-
-def test_random_initialised_reads_what_the_training_notebooks_recorded(tmp_path):
-    def saved(notebook, scheme, model, imagenet_weights="absent"):
-        folder = tmp_path / "artifacts" / notebook / "predictions" / scheme
-        folder.mkdir(parents=True, exist_ok=True)
-        np.savez(folder / f"{model}.npz", p_test=np.zeros(2))
-        metrics = {} if imagenet_weights == "absent" else {"imagenet_weights": imagenet_weights}
-        (tmp_path / "metrics").mkdir(exist_ok=True)
-        (tmp_path / "metrics" / f"{notebook}.json").write_text(json.dumps(metrics))
-
-    saved("03_cnmc_scratch_cnn", "image", "scratch_cnn_dropout-dense256-dropout")
-    saved("04_cnmc_vgg16", "image", "vgg16_truncated_fine_tuned", None)
-    saved("05_cnmc_resnet50", "image", "resnet50_truncated_v2", "/somewhere/resnet50_notop.h5")
-    saved("06_cnmc_mobilenet_v2", "subject", "mobilenet_v2_feature_extraction", None)
-    assert results.prediction_sources(tmp_path, "image") == {
-        "scratch_cnn_dropout-dense256-dropout": "03_cnmc_scratch_cnn",
-        "vgg16_truncated_fine_tuned": "04_cnmc_vgg16",
-        "resnet50_truncated_v2": "05_cnmc_resnet50",
-    }
-    assert results.random_initialised(tmp_path, "image") == {"vgg16_truncated_fine_tuned": imagenet_file("vgg16")}
-    assert results.random_initialised(tmp_path, "subject") == {"mobilenet_v2_feature_extraction": imagenet_file("mobilenet_v2")}
-    (tmp_path / "metrics" / "04_cnmc_vgg16.json").unlink()  # metrics missing: unknown, not random
-    assert results.random_initialised(tmp_path, "image") == {}
 
 
 @pytest.fixture(autouse=True)

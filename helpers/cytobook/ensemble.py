@@ -76,7 +76,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from .evaluation import per_class_scores, predict_labels
+from .evaluation import binary_report, per_class_scores, predict_labels
 
 # ---------------------------------------------------------------------------
 # Ensembles
@@ -590,6 +590,53 @@ def error_summary(table: pd.DataFrame) -> pd.Series:
 
 #: Names of the ensembles in a results mapping, as notebook 07 calls them.
 ENSEMBLES = ("average ensemble", "GA-weighted ensemble")
+
+
+@dataclass
+class Ensembles:
+    """Both of the report's ensembles over one set of members, scored on the test set.
+
+    Attributes
+    ----------
+    results
+        :func:`cytobook.evaluation.binary_report` of each member, then of
+        ``"average ensemble"`` and ``"GA-weighted ensemble"``.
+    test_probabilities
+        Positive-class test probabilities of the same rows.
+    ga
+        The genetic algorithm's result (weights learnt on the validation set).
+    """
+
+    results: dict[str, dict[str, Any]]
+    test_probabilities: dict[str, np.ndarray]
+    ga: GAResult
+
+
+def build_ensembles(predictions: Mapping[str, Mapping[str, np.ndarray]], config: GAConfig, seed: int = 0) -> Ensembles:
+    """The average and the GA-weighted ensemble of ``predictions``' members, as report 1 builds them.
+
+    Parameters
+    ----------
+    predictions
+        Member name to its saved arrays ``p_val``, ``y_val``, ``p_test``,
+        ``y_test`` (see :func:`cytobook.results.load_predictions`); every
+        member must have predicted the same images.
+
+    Raises
+    ------
+    ValueError
+        If the members were validated or tested on different labels.
+    """
+    first = next(iter(predictions.values()))
+    for name, arrays in predictions.items():
+        if not (np.array_equal(arrays["y_val"], first["y_val"]) and np.array_equal(arrays["y_test"], first["y_test"])):
+            raise ValueError(f"member {name!r} was validated or tested on other images than the first member")
+    p_test = {name: np.asarray(arrays["p_test"], dtype=float).ravel() for name, arrays in predictions.items()}
+    ga = genetic_weights([arrays["p_val"] for arrays in predictions.values()], first["y_val"], config=config, seed=seed)
+    p_test[ENSEMBLES[0]] = average_ensemble(list(p_test.values()))
+    p_test[ENSEMBLES[1]] = weighted_ensemble([p_test[name] for name in predictions], ga.weights)
+    results = {name: binary_report(first["y_test"], p) for name, p in p_test.items()}
+    return Ensembles(results, p_test, ga)
 
 
 def member_signal(

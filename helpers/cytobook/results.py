@@ -146,19 +146,19 @@ def load_splits(run: NotebookRun, size: int | None = None) -> dict[str, SplitArr
             for scheme, s in splits.items()}
 
 
-def load_predictions(run: NotebookRun, scheme: str, members: Mapping[str, Sequence[str]]) -> dict[str, dict[str, np.ndarray]]:
+def load_predictions(run: NotebookRun, scheme: str, members: Sequence[Sequence[str]]) -> dict[str, dict[str, np.ndarray]]:
     """The saved probabilities of named models for one split scheme.
 
     Parameters
     ----------
     members
-        Display name to ``(notebook, model name)``; the files read are
-        exactly these models', never whatever else lies in the run.
+        ``(notebook, model name)`` pairs; the files read are exactly these
+        models', never whatever else lies in the run.
 
     Returns
     -------
     dict
-        Display name to the arrays ``p_val``, ``y_val``, ``p_test``, ``y_test``.
+        Model name to the arrays ``p_val``, ``y_val``, ``p_test``, ``y_test``.
 
     Raises
     ------
@@ -166,7 +166,7 @@ def load_predictions(run: NotebookRun, scheme: str, members: Mapping[str, Sequen
         Naming the notebook to run first, for a missing model.
     """
     predictions = {}
-    for name, (notebook, model) in members.items():
+    for notebook, model in members:
         with np.load(run.earlier_artifact(notebook, "predictions", scheme, f"{model}.npz")) as data:
-            predictions[name] = {key: data[key] for key in data.files}
+            predictions[model] = {key: data[key] for key in data.files}
     return predictions
