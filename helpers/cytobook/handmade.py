@@ -1,38 +1,23 @@
 """Handmade nucleus shape and colour features of report 4 (lymphocytosis).
 
-Bourbon & Bardusco's challenge report on the DLMI 2023 lymphocytosis data
-(building on Sahasrabudhe et al., IEEE JBHI 2021) complements the CNN
-embedding of every 224 x 224 blood-smear image, centred on one lymphocyte,
-with a few interpretable measurements of its nucleus (the report's Fig. 1):
+Bourbon & Bardusco's report (after Sahasrabudhe et al., IEEE JBHI 2021) adds
+to the CNN embedding of each 224 x 224 smear image, centred on one lymphocyte,
+a few interpretable measurements of its nucleus (the report's Fig. 1):
+:func:`segment_nucleus` finds the nucleus, its convex hull and the **ROC
+region** (hull minus nucleus); :func:`shape_features` gives solidity,
+convexity, circularity and area; :func:`colour_ratio_features` the nucleus and
+ROC statistics of 12 colour channels relative to the hull's.
+:func:`handmade_features`, :func:`bag_features` and :func:`features_table`
+compute them for one image, a bag, or image files read in threads;
+:func:`segmentation_figure` draws Fig. 1.
 
-1. :func:`segment_nucleus` finds the nucleus from a colour-space operation,
-   an Otsu threshold, a small opening, the largest connected component, a
-   small closing and hole filling; it also returns the nucleus's convex hull and
-   the **ROC region**, the hull minus the nucleus (the cytoplasm or
-   background caught in the nucleus's concavities).
-2. :func:`shape_features`: solidity, convexity, circularity and the nucleus's
-   area (fraction of the image).
-3. :func:`colour_ratio_features`: for each of 12 channels (RGB, HSV, LAB,
-   YCrCb), the nucleus and ROC means and standard deviations, each divided
-   by the same statistic over the hull.
-
-:func:`handmade_features` gives one vector in :data:`FEATURE_NAMES` order,
-:func:`bag_features` the ``(n, F)`` matrix of a patient's bag of images and
-:func:`features_table` a table over image files read in parallel threads
-(OpenCV releases the GIL). :func:`segmentation_figure` draws Fig. 1.
-
-Images that show no nucleus
-    Segmentation never raises on a valid image: when nothing is found (a
-    blank or constant image, no dark stained object) it returns a
-    :class:`NucleusSegmentation` whose ``empty`` flag is set, and the
-    feature functions return NaN for every feature except ``nucleus_area``,
-    which is a true 0. One bad image therefore never stops the extraction of
-    a whole bag; callers impute (e.g. the bag's median) or drop the row.
-    :func:`bag_features` and :func:`features_table` take ``on_empty="raise"``
-    to get a :class:`SegmentationError` naming the image instead.
+An image without a nucleus never raises: its segmentation is ``empty`` and
+every feature is NaN except ``nucleus_area`` (a true 0), for the caller to
+impute or drop; ``on_empty="raise"`` gives a :class:`SegmentationError`
+naming the image instead.
 
 Inputs are RGB ``uint8``, ``uint16``, ``float32`` or ``float64`` images
-(floats taken to be in ``[0, 1]``); nothing modifies its input.
+(floats in ``[0, 1]``); nothing modifies its input.
 """
 
 from __future__ import annotations
@@ -50,7 +35,7 @@ import pandas as pd
 from scipy import ndimage as ndi
 from skimage.measure import perimeter_crofton
 
-from .preprocess import check_image, convex_hull_mask
+from .preprocess import check_image, check_int, convex_hull_mask
 
 __all__ = [
     "CHANNEL_NAMES",
@@ -84,16 +69,13 @@ CHANNEL_NAMES: tuple[str, ...] = (
 # The four ratios per channel, each "statistic over a region / same statistic over the hull".
 _RATIOS: tuple[str, ...] = ("mean_nucleus", "std_nucleus", "mean_roc", "std_roc")
 
-#: Colour features: ``<channel>_<ratio>`` for every channel of
-#: :data:`CHANNEL_NAMES` and ratio ``mean_nucleus`` (mean over the nucleus /
-#: mean over the hull), ``std_nucleus``, ``mean_roc``, ``std_roc``.
+#: Colour features ``<channel>_<ratio>``, e.g. ``hsv_h_mean_nucleus`` (mean over the nucleus / mean over the hull).
 COLOUR_FEATURE_NAMES: tuple[str, ...] = tuple(f"{channel}_{ratio}" for channel in CHANNEL_NAMES for ratio in _RATIOS)
 
 #: Every handmade feature, in the order of :func:`handmade_features` (52).
 FEATURE_NAMES: tuple[str, ...] = SHAPE_FEATURE_NAMES + COLOUR_FEATURE_NAMES
 
-#: Hue, in degrees, that is moved to 0 before hue statistics are taken (see
-#: :func:`colour_ratio_features`).
+#: Hue, in degrees, moved to 0 before hue statistics are taken (see :func:`colour_ratio_features`).
 HUE_ORIGIN = 150.0
 
 _FULL_SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
@@ -113,19 +95,15 @@ class NucleusSegmentation:
     Attributes
     ----------
     nucleus
-        Boolean (H, W): the nucleus, one 8-connected component, holes filled.
+        Boolean (H, W): one 8-connected component, holes filled.
     hull
-        Boolean (H, W): the nucleus's convex hull (pixel centres inside the
-        hull polygon, see :func:`cytobook.preprocess.convex_hull_mask`); it
-        contains ``nucleus``.
+        Boolean (H, W): its convex hull (see :func:`cytobook.preprocess.convex_hull_mask`).
     roc
         Boolean (H, W): ``hull & ~nucleus``, the ROC region.
     threshold
-        Otsu threshold on :func:`nucleus_stain`, NaN when there was nothing to
-        threshold.
+        Otsu threshold on :func:`nucleus_stain`, NaN when there was nothing to threshold.
 
-    The arrays are read-only, so a segmentation cannot be changed behind the
-    features computed from it.
+    The arrays are read-only, so a segmentation cannot change behind its features.
     """
 
     nucleus: np.ndarray
@@ -199,41 +177,19 @@ def _stain(rgb01: np.ndarray) -> np.ndarray:
 
 
 def nucleus_stain(rgb: np.ndarray) -> np.ndarray:
-    """The channel the nucleus is segmented on: HSV saturation times CMYK key.
+    """The ``float32`` (H, W) channel in [0, 1] the nucleus is segmented on: HSV saturation times CMYK key.
 
-    ``S * K`` with ``S = (max - min) / max`` (HSV saturation) and
-    ``K = 1 - max`` (the CMYK key, i.e. ``1 - V``), per pixel, in [0, 1]:
-    high only where a pixel is both strongly coloured *and* dark, which is
-    what the dark purple (azure / haematoxylin-stained) nucleus is and no
-    other part of a blood smear is.
-
-    Why this channel: Wright-Giemsa nuclei are the most saturated objects of
-    a smear, and HSV saturation alone is the channel most often used for
-    them; but saturation also picks up the strongly coloured, bright
-    backgrounds of some scanners (yellow in Zheng et al.'s Dataset 1), pink
-    red cells and light-blue cytoplasm, none of which is dark. Multiplying by
-    the darkness ``K`` suppresses them. Channels that measure "blueness"
-    alone (``B - R``, LAB ``-b*``) or the stain's green absorption
-    (``1 - G``, CMYK ``M``) also light up red cells and cytoplasm. On the
-    lymphocytes of Zheng et al. (2018), with the rest of
-    :func:`segment_nucleus` unchanged, the mean Dice against the expert
-    nucleus masks was, for ``S * K`` / ``S`` / CMYK ``M`` / ``B - R`` /
-    LAB ``-b*`` / ``1 - G``: Dataset 1 (yellow background, blurred, 53
-    cells) 0.958 / 0.910 / 0.948 / 0.844 / 0.863 / 0.846; Dataset 2
-    (CellaVision, with red cells, 18 cells) 0.986 / 0.983 / 0.813 / 0.755 /
-    0.818 / 0.610. Only ``S * K`` is good on both, and no image fails
-    (worst Dice 0.80 and 0.94; the others fall to 0 to 0.25 where red cells
-    win).
-
-    Parameters
-    ----------
-    rgb
-        RGB image (H, W, 3), any supported dtype.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``float32`` (H, W) in [0, 1].
+    ``S * K = (max - min) / max * (1 - max)`` is high only where a pixel is
+    both strongly coloured *and* dark, as the purple nucleus is and nothing
+    else in a smear. Saturation alone also picks up bright yellow scanner
+    backgrounds, pink red cells and light-blue cytoplasm; "blueness"
+    (``B - R``, LAB ``-b*``) or green absorption (``1 - G``, CMYK ``M``) light
+    up red cells and cytoplasm. Mean Dice against the expert nucleus masks of
+    Zheng et al. (2018), the rest of :func:`segment_nucleus` unchanged, for
+    ``S * K`` / ``S`` / ``M`` / ``B - R`` / ``-b*`` / ``1 - G``: Dataset 1
+    (yellow background, 53 cells) 0.958 / 0.910 / 0.948 / 0.844 / 0.863 /
+    0.846; Dataset 2 (CellaVision, 18 cells) 0.986 / 0.983 / 0.813 / 0.755 /
+    0.818 / 0.610. Only ``S * K`` is good on both (worst Dice 0.80 and 0.94).
     """
     return _stain(_as_float(rgb))
 
@@ -268,12 +224,6 @@ def _pick_component(labels: np.ndarray, stats: np.ndarray, component: str) -> in
     return 1 + int(np.argmin(nearest))
 
 
-def _check_radius(value: int, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"{name} must be an int >= 0, got {value!r}")
-    return int(value)
-
-
 def segment_nucleus(
     rgb: np.ndarray,
     opening_radius: int = 2,
@@ -283,60 +233,37 @@ def segment_nucleus(
 ) -> NucleusSegmentation:
     """Segment the lymphocyte nucleus: stain channel, Otsu, clean-up, one component, holes filled.
 
-    Steps:
-
-    1. :func:`nucleus_stain` (``S * K``: dark and saturated = nucleus),
-       stretched to the full 8-bit range;
-    2. Otsu threshold (``cv2.THRESH_OTSU``), the brighter class kept;
-    3. opening with a disc of radius ``opening_radius``: removes specks
-       (platelet granules, debris) and thin bridges to neighbouring cells;
-    4. one 8-connected component: the **largest**, as in the report (the
-       images are centred on one lymphocyte, whose nucleus is the largest
-       dark stained object), or the one containing / nearest the image centre;
-    5. closing of that component with a disc of radius ``closing_radius``:
-       bridges pale chromatin gaps that open onto the edge (a thin dark rim
-       around a pale crevice would otherwise count as a long, ragged outline:
-       on PBC lymphocytes the closing lifts the 5th percentile of circularity
-       from 0.50 to 0.68 and of convexity from 0.75 to 0.87, and Dice on
-       Zheng et al.'s expert masks slightly), while keeping clefts wider than
-       ``2 * closing_radius + 1`` pixels;
-    6. holes filled (pale chromatin, nucleoli);
-    7. convex hull and ROC region, see :class:`NucleusSegmentation`.
+    :func:`nucleus_stain` is stretched to 8 bits and thresholded with Otsu;
+    an opening removes specks and thin bridges to neighbouring cells; one
+    8-connected component is kept; a closing bridges pale chromatin gaps
+    that open onto the edge (on PBC lymphocytes it lifts the 5th percentile
+    of circularity from 0.50 to 0.68 and of convexity from 0.75 to 0.87)
+    while keeping clefts wider than ``2 * closing_radius + 1`` pixels; holes
+    are filled and the hull and ROC region added.
 
     Parameters
     ----------
     rgb
-        RGB image (H, W, 3): ``uint8``, ``uint16`` or floats in [0, 1].
+        RGB image (H, W, 3) of a supported dtype.
     opening_radius, closing_radius
-        Radii in pixels of the opening's and the closing's discs
-        (``(2r+1) x (2r+1)`` ellipses); 0 disables the step. 2 suits the
-        224 px DLMI images and 120-360 px cells alike.
+        Radii of the opening's and the closing's discs; 0 disables the step.
+        2 suits the 224 px DLMI images and 120-360 px cells alike.
     component
-        ``"largest"`` (the report's choice, the default) or ``"central"``.
-        "central" can pick a speck that happens to lie at the centre of an
-        image whose nucleus is off-centre (1 of 150 PBC lymphocytes), so
-        "largest" is the safer choice for bags of centred cells.
+        ``"largest"`` (the report's choice) or ``"central"`` (containing or
+        nearest the centre, which can pick a central speck when the nucleus
+        is off-centre: 1 of 150 PBC lymphocytes).
     min_contrast
-        When the stain channel varies by less than this over the image
-        (``max - min``, channel in [0, 1]; real nuclei reach 0.3-0.5 while
-        their surroundings stay under 0.1), there is no nucleus to find and
-        the result is empty rather than a thresholded noise pattern.
+        A stain channel varying by less than this (real nuclei reach 0.3-0.5,
+        their surroundings stay under 0.1) gives an empty result rather than
+        thresholded noise.
 
     Returns
     -------
     NucleusSegmentation
-        Its ``empty`` flag is set when no nucleus was found (constant or
-        near-constant image, or nothing survives the opening); it never
-        raises for a valid image.
-
-    Raises
-    ------
-    ValueError
-        If ``rgb`` is not an (H, W, 3) image of a supported dtype, or a
-        parameter is invalid.
+        ``empty`` when no nucleus was found; never raises for a valid image.
     """
-    opening_radius = _check_radius(opening_radius, "opening_radius")
-    closing_radius = _check_radius(closing_radius, "closing_radius")
+    opening_radius = check_int(opening_radius, "opening_radius")
+    closing_radius = check_int(closing_radius, "closing_radius")
     if component not in ("largest", "central"):
         raise ValueError(f"component must be 'largest' or 'central', got {component!r}")
     if not np.isfinite(min_contrast) or min_contrast < 0:
@@ -378,38 +305,24 @@ def segment_nucleus(
 def _perimeter(mask: np.ndarray) -> float:
     """Crofton perimeter (4 directions) of a boolean mask, computed on its box.
 
-    The Crofton estimator is nearly unbiased on smooth outlines (a disc of
-    radius 40 px: 0.5 % low; ellipses within 1 %), unlike contour-length
-    estimators, whose staircase makes a disc's circularity 0.89-0.91.
+    Nearly unbiased on smooth outlines (a disc of radius 40 px: 0.5 % low),
+    unlike contour lengths, whose staircase makes a disc's circularity 0.89-0.91.
     """
     box = _box(mask)
     return 0.0 if box is None else float(perimeter_crofton(mask[box], directions=4))
 
 
 def shape_features(seg: NucleusSegmentation) -> dict[str, float]:
-    """Solidity, convexity, circularity and area of the segmented nucleus.
-
-    Parameters
-    ----------
-    seg
-        From :func:`segment_nucleus` (or :meth:`NucleusSegmentation.from_nucleus`).
+    """Solidity, convexity, circularity and area of a segmented nucleus.
 
     Returns
     -------
     dict
-        In :data:`SHAPE_FEATURE_NAMES` order:
-
-        * ``solidity``: nucleus area / hull area (pixel counts); 1 for a
-          convex nucleus, low for a cleaved or "C"-shaped one.
-        * ``convexity``: hull perimeter / nucleus perimeter, both measured
-          with the same Crofton estimator; 1 for a convex nucleus, lower for
-          an indented outline.
-        * ``circularity``: ``4 pi area / perimeter**2``; about 1 for a disc
-          (0.99 at radius 40 px, 0.94 at 10 px: digital outlines of small
-          shapes run slightly long), ``4 pi a b / P**2`` for an ellipse.
-        * ``nucleus_area``: nucleus pixels / image pixels.
-
-        An empty segmentation gives ``nucleus_area`` 0 and NaN for the rest.
+        In :data:`SHAPE_FEATURE_NAMES` order: ``solidity`` (nucleus area / hull
+        area), ``convexity`` (hull perimeter / nucleus perimeter, both Crofton
+        estimates), ``circularity`` (``4 pi area / perimeter**2``: 0.99 for a
+        disc of radius 40 px, 0.94 at 10 px) and ``nucleus_area`` (fraction of
+        the image). An empty segmentation gives ``nucleus_area`` 0, NaN for the rest.
     """
     area = float(np.count_nonzero(seg.nucleus))
     nucleus_area = area / seg.nucleus.size
@@ -426,28 +339,8 @@ def shape_features(seg: NucleusSegmentation) -> dict[str, float]:
 
 
 def _channels(rgb01: np.ndarray) -> np.ndarray:
-    """The 12 channels of :data:`CHANNEL_NAMES`, float32 (H, W, 12), each non-negative.
-
-    OpenCV's float conversions are used (no 8-bit rounding, hue in degrees
-    rather than 8-bit halves): H in [0, 360), S and V in [0, 1]; L in
-    [0, 100], a and b signed (about -127..127); Y in [0, 1], Cr and Cb
-    centred on 0.5. Two shifts then make every channel non-negative with a
-    fixed origin, so that a ratio of means compares magnitudes rather than
-    crossing zero: a and b get +128, the offset of OpenCV's 8-bit LAB (the
-    ratios then equal those of 8-bit LAB images, L's 255/100 scale cancelling
-    out), and hue is rotated so that :data:`HUE_ORIGIN` becomes 0. Ratios are
-    scale-free, so the channels' different ranges do not matter.
-
-    Hue is circular. OpenCV puts its cut (0 = 360) at pure red, right inside
-    the pink / red hues of red cells and smear backgrounds (0-40 and 330-360
-    degrees), so a region straddling it would average 10 and 350 degrees to
-    180, a cyan no pixel has. On PBC and Zheng et al. images no pixel of the
-    smear has a hue between about 70 and 230 degrees (green to cyan), so the
-    cut is moved to 150 degrees: every stained hue (purple nucleus ~260,
-    pink ~350, yellow background ~40) then lies on one unbroken arc and
-    means and standard deviations of hue are meaningful. Achromatic pixels
-    (S = 0) get OpenCV's hue 0, i.e. 210 after the rotation.
-    """
+    """The 12 channels of :data:`CHANNEL_NAMES`, float32 (H, W, 12), each non-negative (see
+    :func:`colour_ratio_features`); achromatic pixels get hue 210 after the rotation."""
     hsv = cv2.cvtColor(rgb01, cv2.COLOR_RGB2HSV)
     lab = cv2.cvtColor(rgb01, cv2.COLOR_RGB2Lab)
     ycrcb = cv2.cvtColor(rgb01, cv2.COLOR_RGB2YCrCb)
@@ -460,12 +353,7 @@ def _channels(rgb01: np.ndarray) -> np.ndarray:
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    """``numerator / denominator`` with 0 / 0 taken as 1.
-
-    Channels are non-negative and the regions lie inside the hull, so a zero
-    hull mean or standard deviation means the channel is constant over the
-    hull: the region then equals the hull in that channel and the ratio is 1.
-    """
+    """``numerator / denominator``, 1 where the hull's statistic is 0 (the channel is constant over the hull)."""
     out = np.ones_like(numerator)
     np.divide(numerator, denominator, out=out, where=denominator > 1e-12)
     return out
@@ -509,17 +397,12 @@ def _check_seg(rgb: np.ndarray, seg: NucleusSegmentation) -> None:
 
 
 def colour_ratio_features(rgb: np.ndarray, seg: NucleusSegmentation) -> dict[str, float]:
-    """Nucleus and ROC colour statistics relative to the hull, for 12 channels.
+    """Nucleus and ROC colour statistics relative to the hull's, for 12 channels.
 
-    For every channel of :data:`CHANNEL_NAMES` (RGB, HSV, LAB, YCrCb, see
-    the notes on scaling below), four ratios:
-
-    * ``<channel>_mean_nucleus``: mean over the nucleus / mean over the hull;
-    * ``<channel>_std_nucleus``: standard deviation over the nucleus / over the hull;
-    * ``<channel>_mean_roc``, ``<channel>_std_roc``: the same for the ROC region.
-
-    Dividing by the hull's statistics makes the features insensitive to the
-    staining and illumination of each smear, to first order.
+    For every channel of :data:`CHANNEL_NAMES`, the mean and the standard
+    deviation over the nucleus and over the ROC region, each divided by the
+    same statistic over the hull, which makes them insensitive to each
+    smear's staining and illumination, to first order.
 
     Parameters
     ----------
@@ -531,24 +414,21 @@ def colour_ratio_features(rgb: np.ndarray, seg: NucleusSegmentation) -> dict[str
     Returns
     -------
     dict
-        48 floats in :data:`COLOUR_FEATURE_NAMES` order. A zero denominator
-        (channel constant over the hull) gives 1. All NaN for an empty
-        segmentation; the ROC ratios are NaN when the ROC region is empty
-        (a perfectly convex nucleus: rare on real images, where the digital
-        hull nearly always adds some pixels).
+        48 floats in :data:`COLOUR_FEATURE_NAMES` order; 1 where the hull's
+        statistic is 0; all NaN for an empty segmentation, the ROC ratios NaN
+        for an empty ROC region (a perfectly convex nucleus).
 
     Notes
     -----
-    Channels come from OpenCV's float conversions of RGB in [0, 1] (an 8-bit
-    image is divided by 255 first), so no channel is rounded to 8 bits and the
-    result does not depend on the input dtype. Ratios of means need a fixed,
-    meaningful zero: LAB's a and b are shifted by +128 (OpenCV's 8-bit
-    offset) and hue is rotated to start at :data:`HUE_ORIGIN` degrees,
-    because hue is circular: OpenCV's cut at red (0 = 360) lies inside the
-    pink hues of red cells and smear backgrounds, where a region's mean hue
-    would be meaningless, while 150 degrees (green-cyan) is a hue no pixel of
-    a stained smear has.
-    Cr and Cb keep OpenCV's 0.5 offset, like 8-bit YCrCb's 128.
+    Channels are OpenCV's float conversions of RGB in [0, 1], so nothing is
+    rounded to 8 bits and the input dtype does not matter. Ratios of means
+    need a fixed zero: LAB's a and b get +128 (OpenCV's 8-bit offset), Cr and
+    Cb keep their 0.5 offset, and hue, which is circular, is rotated to start
+    at :data:`HUE_ORIGIN` degrees. OpenCV's cut at red (0 = 360) lies inside
+    the pink hues of red cells and backgrounds, where a mean hue would be
+    meaningless; no stained smear pixel has a hue near 150 degrees (PBC and
+    Zheng et al. images have none between about 70 and 230), so the purple
+    nucleus (~260), pink (~350) and yellow background (~40) lie on one arc.
     """
     _check_seg(rgb, seg)
     return dict(zip(COLOUR_FEATURE_NAMES, _colour_vector(rgb, seg).tolist()))
@@ -607,10 +487,7 @@ def _features_of(item: np.ndarray | str | os.PathLike, name: str, on_empty: str,
 
 
 def _run(items: Sequence, names: Sequence[str], workers: int | None, on_empty: str, segment_kwargs: Mapping) -> np.ndarray:
-    if workers is None:
-        workers = min(4, os.cpu_count() or 1)
-    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
-        raise ValueError(f"workers must be None or an int >= 1, got {workers!r}")
+    workers = min(4, os.cpu_count() or 1) if workers is None else check_int(workers, "workers", 1)
     out = np.empty((len(items), len(FEATURE_NAMES)))
     if len(items) == 0:
         return out
@@ -622,10 +499,9 @@ def _run(items: Sequence, names: Sequence[str], workers: int | None, on_empty: s
         for index in range(len(items)):
             one(index)
     else:
-        # OpenCV, SciPy and most of NumPy release the GIL, so threads scale
-        # without copying images between processes. list() re-raises the
-        # first error, with its message naming the image.
-        with ThreadPoolExecutor(max_workers=int(workers)) as pool:
+        # OpenCV, SciPy and most of NumPy release the GIL, so threads scale;
+        # list() re-raises the first error, whose message names the image.
+        with ThreadPoolExecutor(max_workers=workers) as pool:
             list(pool.map(one, range(len(items))))
     return out
 
@@ -636,27 +512,20 @@ def bag_features(
     on_empty: Literal["nan", "raise"] = "nan",
     **segment_kwargs,
 ) -> np.ndarray:
-    """Handmade features of a bag of images (one patient's), shape ``(n, F)``.
+    """Handmade features of a bag of images (one patient's), ``float64`` of shape ``(n, len(FEATURE_NAMES))``.
 
     Parameters
     ----------
     images
-        RGB arrays, or image files read with :func:`cytobook.io.read_image`
-        (which names a file it cannot decode); they may be mixed.
+        RGB arrays and/or image files (read with :func:`cytobook.io.read_image`).
     workers
         Threads; 1 runs in the calling thread, ``None`` uses up to 4.
     on_empty
-        ``"nan"`` (default): an image without a nucleus gets a NaN row (and
-        ``nucleus_area`` 0) for the caller to impute; ``"raise"``: raise
-        :class:`SegmentationError` naming the image (its path, or its
-        position in the bag).
+        ``"nan"``: an image without a nucleus gets a NaN row (``nucleus_area``
+        0); ``"raise"``: a :class:`SegmentationError` naming the image (its
+        path, or its position in the bag).
     **segment_kwargs
         Passed to :func:`segment_nucleus`.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``float64`` ``(n, len(FEATURE_NAMES))``; ``(0, F)`` for an empty bag.
     """
     _check_on_empty(on_empty)
     items = list(images)
@@ -675,22 +544,17 @@ def features_table(
     Parameters
     ----------
     paths
-        Image files, read with :func:`cytobook.io.read_image`: an unreadable
-        file raises :class:`cytobook.io.ImageReadError` naming it.
+        Image files; an unreadable one raises :class:`cytobook.io.ImageReadError` naming it.
     workers
-        Threads (``None``: up to 4, at most the CPU count). OpenCV and
-        Pillow's decoder release the GIL, so threads overlap decoding and
-        feature extraction on idle cores; the per-image work is only a few
-        ms, so on a busy machine (e.g. 2 cores already loaded) 1 thread can
-        be faster: ``python bench/bench_handmade.py`` measures both.
+        Threads (``None``: up to 4, at most the CPU count). On a busy machine
+        1 can be faster: ``python bench/bench_handmade.py`` measures both.
     on_empty, **segment_kwargs
         As in :func:`bag_features`.
 
     Returns
     -------
     pandas.DataFrame
-        Index ``path`` (the paths as strings, in the given order), columns
-        :data:`FEATURE_NAMES`.
+        Index ``path`` (the paths as strings, in order), columns :data:`FEATURE_NAMES`.
     """
     _check_on_empty(on_empty)
     paths = [str(path) for path in paths]
@@ -718,27 +582,20 @@ def segmentation_figure(
     size: float = 2.6,
     title: str | None = None,
 ) -> plt.Figure:
-    """The report's Fig. 1: image, nucleus, convex hull and ROC region, with shape values.
+    """The report's Fig. 1, one row of four panels: image, nucleus, convex hull and ROC region, with shape values.
 
     Parameters
     ----------
     rgb
         RGB image (H, W, 3), any supported dtype.
     seg
-        Its segmentation; computed with :func:`segment_nucleus` when ``None``.
+        Its segmentation; :func:`segment_nucleus` when ``None``.
     features
-        Shape values to print (``solidity``, ``convexity``, ``circularity``,
-        ``nucleus_area``); computed with :func:`shape_features` when ``None``.
+        Shape values to print; :func:`shape_features` when ``None``.
     size
         Side of one panel in inches.
     title
         Figure title.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        One row of four panels. An empty segmentation shows the image and
-        says "no nucleus found".
     """
     rgb01 = _as_float(rgb)
     if seg is None:

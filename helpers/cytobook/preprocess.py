@@ -1,25 +1,19 @@
-"""Image preprocessing used by the C-NMC 2019 reports.
+"""Image preprocessing of the C-NMC 2019 reports, in small steps a notebook can show as figures.
 
 C-NMC cells come segmented on a pure black background (450 x 450 BMPs), so the
-cell is simply "whatever is not black". Two preprocessing chains are
-reproduced here, each broken into small steps a notebook can show as figures:
+cell is "whatever is not black". Two chains are reproduced:
 
-* **Report 1** (Baldi & Cioffo, C-NMC 2019): :func:`threshold_crop_square`
-  crops to the bounding box of the non-black pixels and pads back to a square,
-  then :func:`clahe_y` equalises the luminance (Y of YUV) with CLAHE.
-* **Report 2** (Inception-ResNet-V2 bagging): :func:`otsu_hull_crop`
-  separates cell from background with Otsu, erodes away thin halos and
-  specks, keeps the largest component, and crops to its convex hull, blacking
-  out everything outside it, at 299 x 299.
+* **Report 1**: :func:`threshold_crop_square` crops to the bounding box of the
+  non-black pixels and pads back to a square, then :func:`clahe_y` equalises
+  the luminance (Y of YUV) with CLAHE.
+* **Report 2** (Inception-ResNet-V2 bagging): :func:`otsu_hull_crop` separates
+  cell from background with Otsu, erodes away halos and specks, keeps the
+  largest component and crops to its convex hull (black outside), at 299 x 299.
 
-Batch versions (:func:`threshold_crop_square_batch`, :func:`clahe_y_batch`,
-:func:`otsu_hull_crop_batch`) take an ``(N, H, W, 3)`` array, because a
-notebook preprocesses thousands of cells.
-
-All functions are pure NumPy / OpenCV / scikit-image, never modify their input
-and return a new array with the input's dtype. Geometric steps accept
-``uint8``, ``uint16``, ``float32`` and ``float64`` RGB images (floats taken to
-be in ``[0, 1]``); CLAHE needs ``uint8``.
+The ``*_batch`` versions take ``(N, H, W, 3)`` arrays. Nothing modifies its
+input; results keep the input's dtype. Geometric steps accept ``uint8``,
+``uint16``, ``float32`` and ``float64`` RGB (floats in ``[0, 1]``); CLAHE needs
+``uint8``.
 """
 
 from __future__ import annotations
@@ -33,11 +27,11 @@ from skimage.filters import threshold_otsu
 __all__ = [
     "DEFAULT_THRESHOLD",
     "check_image",
+    "check_int",
     "clahe_y",
     "clahe_y_batch",
     "convex_hull_mask",
     "crop_to_foreground",
-    "default_threshold",
     "foreground_box",
     "otsu_hull_crop",
     "otsu_hull_crop_batch",
@@ -56,52 +50,37 @@ __all__ = [
 DEFAULT_THRESHOLD = 10
 
 _SUPPORTED_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32), np.dtype(np.float64))
-# Full-scale value of each dtype, to express the 8-bit default in its units.
+# Full-scale value of each integer dtype, to express the 8-bit default in its units.
 _FULL_SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
 Box = tuple[int, int, int, int]
 
 # Batch functions work through this many images at a time: whole-batch array
-# passes stream hundreds of MB through memory and measured up to 2x slower
-# than a per-image loop; 16 C-NMC cells are ~10 MB.
+# passes measured up to 2x slower than a per-image loop; 16 C-NMC cells are ~10 MB.
 _CHUNK = 16
 
 
 # --------------------------------------------------------------------------- #
 # validation helpers
 # --------------------------------------------------------------------------- #
-def check_image(image: np.ndarray, name: str = "image", dtypes: Sequence[np.dtype] = _SUPPORTED_DTYPES) -> np.ndarray:
-    """Check that ``image`` is a non-empty (H, W, 3) array of a supported dtype.
+def check_image(
+    image: np.ndarray, name: str = "image", dtypes: Sequence[np.dtype] = _SUPPORTED_DTYPES, batch: bool = False
+) -> np.ndarray:
+    """Return ``image`` if it is a non-empty (H, W, 3) array, or (N, H, W, 3) with ``batch``, of one of ``dtypes``.
 
-    Shared by the functions here and by :mod:`cytobook.handmade`, so that every
-    function taking one RGB image rejects bad input with the same message.
-
-    Parameters
-    ----------
-    image
-        The value to check.
-    name
-        How the messages call it (the caller's parameter name).
-    dtypes
-        Accepted dtypes; by default ``uint8``, ``uint16``, ``float32`` and
-        ``float64``.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``image`` itself, unchanged.
+    Shared with :mod:`cytobook.handmade`, so that bad input gets the same message everywhere.
 
     Raises
     ------
     ValueError
-        If ``image`` is not a NumPy array, not of shape (H, W, 3), empty, or
-        of another dtype; the message names ``name`` and what was expected.
+        Naming ``name`` and what was expected.
     """
     if not isinstance(image, np.ndarray):
         raise ValueError(f"{name} must be a NumPy array, got {type(image).__name__}")
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"{name} must be an RGB image of shape (H, W, 3), got shape {image.shape}")
-    if image.shape[0] == 0 or image.shape[1] == 0:
+    if image.ndim != (4 if batch else 3) or image.shape[-1] != 3:
+        what = "a batch of RGB images of shape (N, H, W, 3)" if batch else "an RGB image of shape (H, W, 3)"
+        raise ValueError(f"{name} must be {what}, got shape {image.shape}")
+    if 0 in image.shape:
         raise ValueError(f"{name} is empty (shape {image.shape})")
     if image.dtype not in dtypes:
         allowed = ", ".join(str(d) for d in dtypes)
@@ -109,53 +88,28 @@ def check_image(image: np.ndarray, name: str = "image", dtypes: Sequence[np.dtyp
     return image
 
 
-def _check_batch(images: np.ndarray, dtypes: Sequence[np.dtype] = _SUPPORTED_DTYPES) -> np.ndarray:
-    """Check that ``images`` is a non-empty (N, H, W, 3) array of a supported dtype."""
-    if not isinstance(images, np.ndarray):
-        raise ValueError(f"images must be a NumPy array, got {type(images).__name__}")
-    if images.ndim != 4 or images.shape[3] != 3:
-        raise ValueError(f"images must be a batch of RGB images of shape (N, H, W, 3), got shape {images.shape}")
-    if 0 in images.shape:
-        raise ValueError(f"images is empty (shape {images.shape})")
-    if images.dtype not in dtypes:
-        allowed = ", ".join(str(d) for d in dtypes)
-        raise ValueError(f"images has dtype {images.dtype}; expected one of {allowed}")
-    return images
-
-
-def _check_size(size: int | None, allow_none: bool = True) -> int | None:
-    if size is None:
-        if allow_none:
-            return None
-        raise ValueError("size is required here (an int >= 1)")
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-        raise ValueError(f"size must be a positive int, got {size!r}")
-    return int(size)
+def check_int(value: int, name: str, low: int = 0, high: int | None = None) -> int:
+    """``value`` as an ``int`` in ``[low, high]``; a ``ValueError`` naming ``name`` otherwise (``bool`` too)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or value < low
+        or (high is not None and value > high)
+    ):
+        bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise ValueError(f"{name} must be an int {bounds}, got {value!r}")
+    return int(value)
 
 
 def _max_channel(images: np.ndarray) -> np.ndarray:
-    """Brightest channel of (..., 3) images.
-
-    Two element-wise maxima instead of ``images.max(axis=-1)``: NumPy's
-    reduction over a length-3 innermost axis is ~20x slower on a 450 x 450
-    cell (5 ms vs 0.25 ms).
-    """
+    """Brightest channel of (..., 3) images (two maxima: ~20x faster than ``max(axis=-1)``)."""
     return np.maximum(np.maximum(images[..., 0], images[..., 1]), images[..., 2])
 
 
-def default_threshold(dtype: np.dtype | type) -> float:
-    """:data:`DEFAULT_THRESHOLD` expressed in the units of ``dtype``.
-
-    10 for ``uint8``, 10 * 257 for ``uint16`` and 10 / 255 for floats in
-    ``[0, 1]``, so one default serves every supported dtype.
-    """
-    dtype = np.dtype(dtype)
-    return DEFAULT_THRESHOLD * _FULL_SCALE.get(dtype, 1.0) / 255.0
-
-
 def _resolve_threshold(threshold: float | None, dtype: np.dtype) -> float:
+    """``threshold``, or :data:`DEFAULT_THRESHOLD` in ``dtype``'s units (10 * 257 for uint16, 10 / 255 for floats)."""
     if threshold is None:
-        return default_threshold(dtype)
+        return DEFAULT_THRESHOLD * _FULL_SCALE.get(np.dtype(dtype), 1.0) / 255.0
     if not np.isfinite(threshold) or threshold < 0:
         raise ValueError(f"threshold must be a finite number >= 0, got {threshold!r}")
     return float(threshold)
@@ -172,16 +126,13 @@ def foreground_box(image: np.ndarray, threshold: float | None = None) -> Box:
     image
         RGB image, shape (H, W, 3).
     threshold
-        A pixel is foreground when ``image.max(axis=2) > threshold``. ``None``
-        uses :func:`default_threshold` for the image's dtype (10 for ``uint8``).
+        ``None`` means :data:`DEFAULT_THRESHOLD` in the image's units.
 
     Returns
     -------
     tuple of int
-        ``(top, bottom, left, right)`` with exclusive ``bottom`` / ``right``,
-        so ``image[top:bottom, left:right]`` is the crop. An image with no
-        foreground (all black) gives the full frame ``(0, H, 0, W)``, so that
-        cropping it is a no-op rather than an error.
+        ``(top, bottom, left, right)``, ``bottom`` and ``right`` exclusive; the
+        full frame for an all-black image, so that cropping it is a no-op.
     """
     check_image(image)
     threshold = _resolve_threshold(threshold, image.dtype)
@@ -194,11 +145,7 @@ def foreground_box(image: np.ndarray, threshold: float | None = None) -> Box:
 
 
 def _crop_box(image: np.ndarray, box: Box, margin: int) -> np.ndarray:
-    """Crop ``box`` grown by ``margin``; parts beyond the frame come out black.
-
-    Padding with black instead of clipping the margin at the frame keeps the
-    margin equal on all four sides, hence the cell centred.
-    """
+    """Crop ``box`` grown by ``margin``, black beyond the frame (so the margin is equal on all sides)."""
     top, bottom, left, right = box
     height, width = image.shape[:2]
     top, bottom, left, right = top - margin, bottom + margin, left - margin, right + margin
@@ -210,47 +157,20 @@ def _crop_box(image: np.ndarray, box: Box, margin: int) -> np.ndarray:
 
 
 def crop_to_foreground(image: np.ndarray, threshold: float | None = None, margin: int = 0) -> np.ndarray:
-    """Crop an image to the bounding box of its foreground (see :func:`foreground_box`).
+    """Crop an image to its :func:`foreground_box` plus ``margin`` pixels on every side.
 
-    Parameters
-    ----------
-    image
-        RGB image, shape (H, W, 3), cell on a black background.
-    threshold
-        Foreground threshold on the max channel; ``None`` uses
-        :func:`default_threshold`.
-    margin
-        Extra pixels kept on every side of the box. Where the margin runs past
-        the frame it is filled with black, so it is the same on all four sides.
-
-    Returns
-    -------
-    numpy.ndarray
-        The crop, a copy with the input's dtype. An all-black image comes back
-        whole (plus the margin).
+    The margin is black where it runs past the frame. Returns a copy; an
+    all-black image comes back whole (plus the margin).
     """
     check_image(image)
-    if isinstance(margin, bool) or not isinstance(margin, (int, np.integer)) or margin < 0:
-        raise ValueError(f"margin must be an int >= 0, got {margin!r}")
-    box = foreground_box(image, threshold)
-    return _crop_box(image, box, int(margin)).copy()
+    margin = check_int(margin, "margin")
+    return _crop_box(image, foreground_box(image, threshold), margin).copy()
 
 
 def pad_to_square(image: np.ndarray) -> np.ndarray:
-    """Pad an image with black to a square, keeping its content centred.
+    """Pad an (H, W, 3) image with black to a centred (S, S, 3) square, ``S = max(H, W)`` (a copy).
 
-    The longer side is kept; the shorter one is padded equally on both sides
-    (the odd pixel, if any, goes to the bottom / right).
-
-    Parameters
-    ----------
-    image
-        RGB image, shape (H, W, 3).
-
-    Returns
-    -------
-    numpy.ndarray
-        Shape (S, S, 3) with ``S = max(H, W)``, same dtype (always a copy).
+    The odd pixel, if any, goes to the bottom / right.
     """
     check_image(image)
     height, width = image.shape[:2]
@@ -262,23 +182,10 @@ def pad_to_square(image: np.ndarray) -> np.ndarray:
 
 
 def resize_square(image: np.ndarray, size: int) -> np.ndarray:
-    """Resize a square image to ``size`` x ``size``.
+    """Resize a square image to ``size`` x ``size`` (a copy).
 
-    ``cv2.INTER_AREA`` is used to shrink (it averages, so no aliasing on the
-    fine chromatin texture) and ``cv2.INTER_LINEAR`` to enlarge (INTER_AREA
-    degenerates to nearest-neighbour when upsampling).
-
-    Parameters
-    ----------
-    image
-        Square RGB image, shape (S, S, 3).
-    size
-        Output side in pixels.
-
-    Returns
-    -------
-    numpy.ndarray
-        Shape (size, size, 3), same dtype (always a copy).
+    ``cv2.INTER_AREA`` shrinks (it averages: no aliasing of the chromatin
+    texture), ``cv2.INTER_LINEAR`` enlarges.
 
     Raises
     ------
@@ -287,7 +194,7 @@ def resize_square(image: np.ndarray, size: int) -> np.ndarray:
         so the cell's aspect ratio is never silently distorted.
     """
     check_image(image)
-    size = _check_size(size, allow_none=False)
+    size = check_int(size, "size", 1)
     side = image.shape[0]
     if image.shape[1] != side:
         raise ValueError(f"resize_square needs a square image, got {image.shape[:2]}; call pad_to_square first")
@@ -312,31 +219,26 @@ def threshold_crop_square(
     size: int | None = None,
     margin: int = 0,
 ) -> np.ndarray:
-    """Crop to the foreground box, pad to a centred square, optionally resize.
+    """Report 1's crop: the foreground box, padded to a centred square, optionally resized.
 
-    This is report 1's cropping: the cell fills the frame whatever its size
-    in the original 450 x 450 capture.
+    The cell then fills the frame whatever its size in the 450 x 450 capture.
 
     Parameters
     ----------
     image
         RGB image, shape (H, W, 3), cell on a black background.
-    threshold
-        Foreground threshold on the max channel; ``None`` means
-        :data:`DEFAULT_THRESHOLD` (10 in 8-bit units).
+    threshold, margin
+        As in :func:`crop_to_foreground`.
     size
         Output side in pixels, or ``None`` to keep the padded crop's size.
-    margin
-        Black border kept around the box on every side, in input pixels.
 
     Returns
     -------
     numpy.ndarray
-        Square RGB image with the input's dtype. An all-black image has no box
-        to crop to: it is returned padded to square and resized, otherwise
-        unchanged.
+        Square RGB image with the input's dtype; an all-black image is only
+        padded and resized.
     """
-    size = _check_size(size)
+    size = None if size is None else check_int(size, "size", 1)
     crop = crop_to_foreground(image, threshold, margin)
     return _square_and_resize(crop, size)
 
@@ -344,9 +246,8 @@ def threshold_crop_square(
 def _batch_boxes(images: np.ndarray, threshold: float, chunk: int = _CHUNK) -> np.ndarray:
     """Foreground boxes of a batch, shape (N, 4): top, bottom, left, right.
 
-    Vectorised: per-row / per-column "any foreground" flags, then argmax finds
-    the first True from each end. Chunked so the (n, H, W) boolean mask stays
-    in cache whatever N is.
+    Vectorised: argmax finds the first row / column with foreground from each
+    end. Chunked so the (n, H, W) boolean mask stays in cache.
     """
     n, height, width = images.shape[:3]
     boxes = np.empty((n, 4), dtype=np.int64)
@@ -358,8 +259,7 @@ def _batch_boxes(images: np.ndarray, threshold: float, chunk: int = _CHUNK) -> n
         bottom = height - rows[:, ::-1].argmax(axis=1)
         left = cols.argmax(axis=1)
         right = width - cols[:, ::-1].argmax(axis=1)
-        # argmax of an all-False row is 0, which would give an empty box:
-        # all-black images get the full frame, as in foreground_box.
+        # argmax of an all-False row is 0: all-black images get the full frame, as in foreground_box.
         empty = ~rows.any(axis=1)
         top[empty], bottom[empty], left[empty], right[empty] = 0, height, 0, width
         boxes[start : start + chunk] = np.stack([top, bottom, left, right], axis=1)
@@ -372,37 +272,18 @@ def threshold_crop_square_batch(
     size: int = 224,
     margin: int = 0,
 ) -> np.ndarray:
-    """:func:`threshold_crop_square` for a batch, with vectorised bounding boxes.
+    """:func:`threshold_crop_square` of a batch (N, H, W, 3) -> (N, size, size, 3), boxes vectorised.
 
-    Parameters
-    ----------
-    images
-        Batch of RGB images, shape (N, H, W, 3).
-    threshold
-        As in :func:`threshold_crop_square`.
-    size
-        Output side (required: the crops differ in size, so they must be
-        resized to be stacked).
-    margin
-        As in :func:`threshold_crop_square`.
-
-    Returns
-    -------
-    numpy.ndarray
-        Shape (N, size, size, 3), same dtype; equal, image by image, to
-        :func:`threshold_crop_square`.
+    ``size`` is required: crops differ in size and must be resized to be stacked.
+    Equal, image by image, to :func:`threshold_crop_square`.
     """
-    _check_batch(images)
-    size = _check_size(size, allow_none=False)
-    if isinstance(margin, bool) or not isinstance(margin, (int, np.integer)) or margin < 0:
-        raise ValueError(f"margin must be an int >= 0, got {margin!r}")
-    threshold = _resolve_threshold(threshold, images.dtype)
-    boxes = _batch_boxes(images, threshold)
+    check_image(images, "images", batch=True)
+    size = check_int(size, "size", 1)
+    margin = check_int(margin, "margin")
+    boxes = _batch_boxes(images, _resolve_threshold(threshold, images.dtype))
     out = np.empty((images.shape[0], size, size, 3), dtype=images.dtype)
-    # Crops differ in size, so the resize itself cannot be vectorised.
-    for i, box in enumerate(boxes):
-        crop = _crop_box(images[i], tuple(int(v) for v in box), int(margin))
-        out[i] = _square_and_resize(crop, size)
+    for i, box in enumerate(boxes):  # crops differ in size: the resize cannot be vectorised
+        out[i] = _square_and_resize(_crop_box(images[i], tuple(int(v) for v in box), margin), size)
     return out
 
 
@@ -429,17 +310,14 @@ def _make_clahe(clip_limit: float, tile_grid_size: tuple[int, int]) -> cv2.CLAHE
     if not np.isfinite(clip_limit) or clip_limit <= 0:
         raise ValueError(f"clip_limit must be a positive number, got {clip_limit!r}")
     tiles = tuple(tile_grid_size)
-    if len(tiles) != 2 or any(isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 1 for t in tiles):
+    if len(tiles) != 2:
         raise ValueError(f"tile_grid_size must be two positive ints, got {tile_grid_size!r}")
-    return cv2.createCLAHE(clipLimit=float(clip_limit), tileGridSize=(int(tiles[0]), int(tiles[1])))
+    tiles = tuple(check_int(t, "tile_grid_size", 1) for t in tiles)
+    return cv2.createCLAHE(clipLimit=float(clip_limit), tileGridSize=tiles)
 
 
 def _check_background(background: int | None) -> int | None:
-    if background is None:
-        return None
-    if isinstance(background, bool) or not isinstance(background, (int, np.integer)) or not 0 <= background <= 255:
-        raise ValueError(f"background must be None or an int in [0, 255], got {background!r}")
-    return int(background)
+    return None if background is None else check_int(background, "background", 0, 255)
 
 
 def clahe_y(
@@ -448,27 +326,23 @@ def clahe_y(
     tile_grid_size: tuple[int, int] = (8, 8),
     background: int | None = DEFAULT_THRESHOLD,
 ) -> np.ndarray:
-    """Contrast-limited adaptive histogram equalisation of the luminance.
+    """Contrast-limited adaptive histogram equalisation of the luminance only.
 
-    The image goes to YUV, CLAHE is applied to Y only and the result goes back
-    to RGB, so the stain colours (U, V) are untouched and only brightness
-    contrast changes.
+    CLAHE is applied to Y of YUV, so the stain colours (U, V) are untouched.
 
     Parameters
     ----------
     image
         ``uint8`` RGB image, shape (H, W, 3).
     clip_limit
-        CLAHE clip limit (OpenCV's ``clipLimit``; higher = stronger contrast).
+        OpenCV's ``clipLimit`` (higher = stronger contrast).
     tile_grid_size
-        Number of tiles (rows, columns) the image is equalised in.
+        Tiles (rows, columns) the image is equalised in.
     background
-        Pixels whose brightest channel is ``<= background`` are background
-        and returned exactly as they were. The default,
-        :data:`DEFAULT_THRESHOLD` (10), is the threshold crop's own notion of
-        background: pure black stays black and the faint 1-10 fringe is not
-        lifted into the foreground. 0 protects pure black only; ``None``
-        applies CLAHE everywhere.
+        Pixels whose brightest channel is ``<= background`` are returned as
+        they were: the default, :data:`DEFAULT_THRESHOLD`, keeps black black
+        and the faint fringe below the foreground threshold; 0 protects pure
+        black only; ``None`` equalises everywhere.
 
     Returns
     -------
@@ -477,19 +351,15 @@ def clahe_y(
 
     Notes
     -----
-    Why mask the background: CLAHE redistributes each tile's clipped
-    histogram excess over all grey levels, so even an all-black tile maps 0 to
-    about 3. On C-NMC images that would turn the black background into a dark
-    grey frame which is not in the data the report describes (black means "no
-    cell") and would move the background statistics of every downstream
-    normalisation; the faint fringe would likewise be lifted from ~3 to ~10,
-    moving pixels across the foreground threshold. The cell's own pixels get
-    exactly what plain CLAHE gives (the mask is applied after, not before).
+    CLAHE spreads each tile's clipped histogram excess over all grey levels,
+    so even an all-black tile maps 0 to about 3: on C-NMC images the black
+    background ("no cell") would become a dark grey frame and the fringe
+    would cross the foreground threshold. The mask is applied after CLAHE, so
+    the cell's pixels get exactly what plain CLAHE gives.
     """
     check_image(image, dtypes=(np.dtype(np.uint8),))
     background = _check_background(background)
-    clahe = _make_clahe(clip_limit, tile_grid_size)
-    return _clahe_y_with(clahe, image, background)
+    return _clahe_y_with(_make_clahe(clip_limit, tile_grid_size), image, background)
 
 
 def clahe_y_batch(
@@ -498,13 +368,12 @@ def clahe_y_batch(
     tile_grid_size: tuple[int, int] = (8, 8),
     background: int | None = DEFAULT_THRESHOLD,
 ) -> np.ndarray:
-    """:func:`clahe_y` for a batch (N, H, W, 3) of ``uint8`` images.
+    """:func:`clahe_y` of a batch (N, H, W, 3) of ``uint8`` images, equal image by image.
 
-    The colour conversions and the background mask run once on the whole
-    batch; CLAHE itself is per image (its tiles are), with one CLAHE object.
-    Equal, image by image, to :func:`clahe_y`.
+    Colour conversions and the background mask run once per chunk; CLAHE
+    itself is per image, with one CLAHE object.
     """
-    _check_batch(images, dtypes=(np.dtype(np.uint8),))
+    check_image(images, "images", dtypes=(np.dtype(np.uint8),), batch=True)
     background = _check_background(background)
     clahe = _make_clahe(clip_limit, tile_grid_size)
     out = np.empty_like(images)
@@ -541,40 +410,15 @@ def _largest_component(binary: np.ndarray) -> np.ndarray:
     return (labels == largest).astype(np.uint8)
 
 
-def _structuring_element(erosion_radius: int) -> np.ndarray:
-    """Disc of radius ``erosion_radius`` ((2r+1) x (2r+1) ellipse).
-
-    A disc erodes equally in every direction, so the cell's shape is not
-    skewed the way a square element would skew it along the diagonals.
-    """
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * erosion_radius + 1, 2 * erosion_radius + 1))
-
-
-def _check_radius(erosion_radius: int) -> int:
-    if isinstance(erosion_radius, bool) or not isinstance(erosion_radius, (int, np.integer)) or erosion_radius < 0:
-        raise ValueError(f"erosion_radius must be an int >= 0, got {erosion_radius!r}")
-    return int(erosion_radius)
-
-
 def convex_hull_mask(mask: np.ndarray) -> np.ndarray:
-    """Convex hull of a binary mask: every pixel whose centre lies in the hull.
+    """Convex hull of a 2-D mask (nonzero = inside): every pixel whose centre lies in the hull.
 
-    The hull polygon joins pixel centres (vertices found by OpenCV on the
-    outer contours, which is fast); it is rasterised exactly, with integer
-    arithmetic, row by row. The result equals
-    ``skimage.morphology.convex_hull_image(mask, offset_coordinates=False)``
-    at about a tenth of the cost, and is idempotent: the hull of the result is
-    the result (``cv2.fillConvexPoly`` is not: it adds boundary pixels).
-
-    Parameters
-    ----------
-    mask
-        2-D array, nonzero = inside.
-
-    Returns
-    -------
-    numpy.ndarray
-        Boolean mask, same shape; all ``False`` for an empty mask.
+    The hull joins pixel centres (vertices from OpenCV's outer contours) and
+    is rasterised exactly with integer arithmetic, row by row. The result
+    equals ``skimage.morphology.convex_hull_image(mask, offset_coordinates=False)``
+    at about a tenth of the cost, and is idempotent (``cv2.fillConvexPoly``
+    is not: it adds boundary pixels). Returns a boolean mask, all ``False``
+    for an empty mask.
     """
     mask = np.asarray(mask)
     if mask.ndim != 2 or 0 in mask.shape:
@@ -612,12 +456,8 @@ def convex_hull_mask(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def _hull_in_window(gray: np.ndarray, radius: int, restore_rim: bool) -> tuple[tuple[slice, slice], dict[str, np.ndarray]] | None:
-    """The Otsu / erosion / component / hull steps, computed in a window.
-
-    Returns the window (a pair of slices into the frame) and the uint8 or bool
-    masks inside it, or ``None`` when Otsu finds no foreground.
-    """
+def _hull_in_window(gray: np.ndarray, radius: int, restore_rim: bool) -> tuple[tuple[slice, slice], dict] | None:
+    """The Otsu / erosion / component / hull masks inside a window (two slices); ``None`` without foreground."""
     otsu = _otsu_foreground(gray)
     rows, cols = np.flatnonzero(otsu.any(axis=1)), np.flatnonzero(otsu.any(axis=0))
     if rows.size == 0:
@@ -631,38 +471,31 @@ def _hull_in_window(gray: np.ndarray, radius: int, restore_rim: bool) -> tuple[t
         slice(max(cols[0] - grow, 0), cols[-1] + 1 + grow),
     )
     otsu = np.ascontiguousarray(otsu[window])
-    element = _structuring_element(radius)
+    # A disc erodes equally in every direction, unlike a square along the diagonals.
+    element = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     eroded = cv2.erode(otsu, element) if radius else otsu.copy()
     largest = _largest_component(eroded)
     if not largest.any():
-        # The cell is thinner than the element: better the unfiltered mask
-        # than an empty crop.
+        # The cell is thinner than the element: better the unfiltered mask than an empty crop.
         largest = _largest_component(otsu)
     elif restore_rim and radius:
-        # Dilating the kept component by the same disc makes erosion+dilation
-        # an opening: specks and thin bridges stay removed, but the cell gets
-        # back the r-pixel rim the erosion took (~5 % of a C-NMC cell at r=3),
-        # which the hull would otherwise cut off. Intersect with the Otsu mask
-        # so the rim never grows past the original foreground.
+        # Dilating by the same disc makes erosion + dilation an opening: specks
+        # and bridges stay removed, but the cell gets back the r-pixel rim the
+        # hull would otherwise cut off (~5 % of a C-NMC cell at r=3), never
+        # past the Otsu mask.
         largest = cv2.dilate(largest, element) & otsu
     return window, {"otsu": otsu, "eroded": eroded, "largest": largest, "hull": convex_hull_mask(largest)}
 
 
 def otsu_hull_steps(image: np.ndarray, erosion_radius: int = 3, restore_rim: bool = True) -> dict[str, np.ndarray]:
-    """Every intermediate mask of :func:`otsu_hull_mask`, for figures.
+    """Every intermediate mask of :func:`otsu_hull_mask` (same parameters), for figures.
 
-    Parameters are those of :func:`otsu_hull_mask`.
-
-    Returns
-    -------
-    dict
-        Boolean (H, W) masks, in order: ``"otsu"`` (Otsu foreground),
-        ``"eroded"``, ``"largest"`` (largest component of the eroded mask,
-        grown back by the same disc when ``restore_rim``) and ``"hull"``
-        (its convex hull, the final mask).
+    Returns boolean (H, W) masks, in order: ``"otsu"``, ``"eroded"``,
+    ``"largest"`` (the largest component of the eroded mask, grown back when
+    ``restore_rim``) and ``"hull"`` (the final mask).
     """
     check_image(image)
-    radius = _check_radius(erosion_radius)
+    radius = check_int(erosion_radius, "erosion_radius")
     steps = {name: np.zeros(image.shape[:2], dtype=bool) for name in ("otsu", "eroded", "largest", "hull")}
     found = _hull_in_window(_gray(image), radius, restore_rim)
     if found is not None:
@@ -678,27 +511,22 @@ def otsu_hull_mask(image: np.ndarray, erosion_radius: int = 3, restore_rim: bool
     Parameters
     ----------
     image
-        RGB image, shape (H, W, 3), cell brighter than its (black) background.
-        Otsu runs on the luma (``cv2.COLOR_RGB2GRAY`` weights) of the whole
-        frame and keeps the brighter class.
+        RGB image, shape (H, W, 3), cell brighter than its (black) background;
+        Otsu runs on the luma of the whole frame and keeps the brighter class.
     erosion_radius
-        Radius in pixels of the disc-shaped structuring element (a
-        ``(2r+1) x (2r+1)`` ellipse, see ``cv2.getStructuringElement``) used
-        for binary erosion. Anything thinner than ``2r + 1`` pixels (halo
-        threads, isolated bright specks, bridges to debris) is removed before
-        the largest component (8-connected) is picked, so it cannot stretch
-        the hull. 0 disables the erosion.
+        Radius of the disc (a ``(2r+1) x (2r+1)`` ellipse) for the erosion:
+        anything thinner than ``2r + 1`` pixels (halo threads, specks, bridges
+        to debris) is removed before the largest 8-connected component is
+        picked, so it cannot stretch the hull. 0 disables the erosion.
     restore_rim
-        Grow the kept component back by the same disc (so the filter is an
-        opening, not a plain erosion) before taking the hull, so the hull
-        covers the whole cell. ``False`` gives the hull of the eroded
-        component, about ``r`` pixels inside the cell's edge.
+        Grow the kept component back by the same disc (an opening rather than
+        an erosion), so the hull covers the whole cell; ``False`` gives the
+        hull of the eroded component, about ``r`` pixels inside the edge.
 
     Returns
     -------
     numpy.ndarray
-        Boolean mask (H, W), convex (see :func:`convex_hull_mask`). All
-        ``False`` when the image is constant (e.g. all black).
+        Boolean (H, W) mask, convex; all ``False`` for a constant image.
     """
     return otsu_hull_steps(image, erosion_radius, restore_rim)["hull"]
 
@@ -722,7 +550,7 @@ def otsu_hull_crop(
     size: int | None = 299,
     restore_rim: bool = True,
 ) -> np.ndarray:
-    """Report 2's crop: convex hull of the cell, black outside, square, resized.
+    """Report 2's crop: the cell's convex hull, black outside, padded to a centred square, resized.
 
     Parameters
     ----------
@@ -737,14 +565,12 @@ def otsu_hull_crop(
     Returns
     -------
     numpy.ndarray
-        Square RGB image with the input's dtype: the image cropped to the
-        hull's bounding box, pixels outside the hull set to black, padded to a
-        centred square. A constant (e.g. all-black) image has no hull and is
-        returned padded and resized, otherwise unchanged.
+        Square RGB image with the input's dtype. A constant (e.g. all-black)
+        image has no hull: it is only padded and resized.
     """
     check_image(image)
-    size = _check_size(size)
-    radius = _check_radius(erosion_radius)
+    size = None if size is None else check_int(size, "size", 1)
+    radius = check_int(erosion_radius, "erosion_radius")
     return _hull_crop(image, _gray(image), radius, restore_rim, size)
 
 
@@ -754,15 +580,13 @@ def otsu_hull_crop_batch(
     size: int = 299,
     restore_rim: bool = True,
 ) -> np.ndarray:
-    """:func:`otsu_hull_crop` for a batch (N, H, W, 3) -> (N, size, size, 3).
+    """:func:`otsu_hull_crop` of a batch (N, H, W, 3) -> (N, size, size, 3), equal image by image.
 
-    The grey conversion runs once on the whole batch; Otsu thresholds,
-    components and hulls are per image. Equal, image by image, to
-    :func:`otsu_hull_crop`.
+    The grey conversion runs once per chunk; Otsu, components and hulls are per image.
     """
-    _check_batch(images)
-    size = _check_size(size, allow_none=False)
-    radius = _check_radius(erosion_radius)
+    check_image(images, "images", batch=True)
+    size = check_int(size, "size", 1)
+    radius = check_int(erosion_radius, "erosion_radius")
     n, height, width = images.shape[:3]
     out = np.empty((n, size, size, 3), dtype=images.dtype)
     for start in range(0, n, _CHUNK):
@@ -786,8 +610,7 @@ def load_cells(
     Parameters
     ----------
     paths
-        Image files (read with :func:`cytobook.io.read_image`, which names a
-        file it cannot decode).
+        Image files (read with :func:`cytobook.io.read_image`).
     size
         Side of the square output.
     clahe
