@@ -1,68 +1,30 @@
 """Report 1's ensembles: average, weighted average with genetic-algorithm weights, error analysis.
 
-The report combines its best networks by averaging their positive-class (ALL)
-probabilities, plainly (:func:`average_ensemble`) or with weights
-(:func:`weighted_ensemble`) learnt on the validation set by a genetic
-algorithm (:func:`genetic_weights`) that maximises the weighted F1 score of
-the weighted average at threshold 0.5.
+The report averages its best networks' positive-class (ALL) probabilities,
+plainly (:func:`average_ensemble`) or with weights (:func:`weighted_ensemble`)
+learnt on the validation set by a genetic algorithm (:func:`genetic_weights`)
+maximising the weighted F1 of the weighted average at threshold 0.5. As the
+report describes it: real-coded chromosomes of non-negative weights summing
+to one, drawn uniformly on the simplex (:func:`random_population`);
+k-tournament selection (:func:`tournament_select`); average crossover with
+probability ``crossover_rate`` (:func:`crossover`); single-gene mutation with
+probability ``mutation_rate`` (:func:`mutate`); fixed population size and
+generations; several restarts. Its settings are not published ("chosen
+experimentally"): they are the fields of :class:`GAConfig`.
 
-The genetic algorithm, as the report describes it:
+Our choices, where the report's text does not fix them: a pair that does not
+cross passes on a copy of its first parent; each generation keeps its best
+individual (elitism of one); ties in fitness (weighted F1 is a step function
+of the weights) go to the lower variance of weights, i.e. closest to the
+plain average, then to the first found; each restart draws from its own
+stream spawned from ``seed``, and crossover and mutation draw as many random
+numbers whatever their rates, so the search is deterministic for a seed.
+:func:`population_fitness` scores a whole population with one matrix product.
 
-* a chromosome is a real-coded weight vector, one non-negative gene per
-  member, summing to one; the initial population is drawn uniformly on that
-  simplex (Dirichlet(1)), see :func:`random_population`;
-* k-tournament selection: k distinct individuals are drawn at random and the
-  fittest wins (:func:`draw_contestants`, :func:`tournament`,
-  :func:`tournament_select`);
-* average crossover: with probability ``crossover_rate`` the child of two
-  selected parents is their mean, renormalised to sum to one
-  (:func:`average_crossover`);
-* single-gene mutation: with probability ``mutation_rate`` one randomly chosen
-  gene is replaced by a new uniform value in [0, 1), then the chromosome is
-  renormalised (:func:`mutate`);
-* a fixed population size and a fixed number of generations, and several
-  independent restarts, keeping the best chromosome.
-
-The report does not publish its settings: "the parameters of the genetic
-algorithm, namely population size, number of generations, and crossover and
-mutation probabilities were chosen experimentally". They are the fields of
-:class:`GAConfig`, recorded by :meth:`GAResult.as_dict`.
-
-Our choices, where the report's text does not fix them:
-
-* a pair of parents that does not cross (probability ``1 - crossover_rate``)
-  passes on a copy of its first parent (:func:`crossover`);
-* generational replacement with elitism of one: each generation keeps its
-  best individual unchanged and fills the rest of the population with
-  children, so the best fitness never decreases;
-* ties in fitness (weighted F1 is a step function of the weights, so ties are
-  common) go to the chromosome with the lower variance of weights, i.e. the
-  one closest to the plain average, then to the first one found; this rule
-  picks the elite of each generation and the winner across restarts;
-* each restart draws from its own random stream spawned from ``seed``
-  (:class:`numpy.random.SeedSequence`), so the whole search is deterministic
-  for a seed and restart ``r`` does not depend on how many restarts follow it;
-  crossover and mutation draw as many random numbers whatever their
-  probabilities, so a rate changes which children cross or mutate, not the
-  random stream;
-* the default settings (:class:`GAConfig`): 50 chromosomes, 100 generations,
-  3-tournaments, crossover probability 1, mutation probability 0.1, 5 restarts.
-
-Fitness is evaluated for a whole population at once (:func:`population_fitness`):
-one matrix product gives every candidate ensemble's probabilities, and the
-weighted F1 follows from confusion counts, without a per-individual loop.
-
-The error analysis (:func:`error_analysis`) marks which models get each
-sample right; :func:`error_summary` gives the report's counts from it: samples
-misclassified by all models, by exactly one, and per model the samples only
-it classifies correctly.
-
-An ensemble can only combine signal its members have: :func:`member_signal`
-tabulates, per member, the classes it predicts, its ROC AUC and whether it is
-degenerate (one class for every sample, or an AUC within a margin of chance);
-:func:`ensemble_gain` tabulates each ensemble's weighted F1 against its best
-member's. These helpers return tables and values only; the notebooks' text
-says what to read in them.
+:func:`error_analysis` marks which models get each sample right and
+:func:`error_summary` counts the report's cases from it. :func:`member_signal`
+says how much signal each member has (classes predicted, ROC AUC, degenerate
+or not) and :func:`ensemble_gain` compares each ensemble with its best member.
 """
 
 from __future__ import annotations
@@ -83,31 +45,24 @@ from .evaluation import binary_report, per_class_scores, predict_labels
 
 
 def stack_probabilities(probabilities: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
-    """Members' positive-class probabilities as one ``(members, samples)`` array.
-
-    Each member gives shape ``(n,)`` or ``(n, 1)`` (Keras' sigmoid output);
-    for a two-column softmax pass ``proba[:, 1]``.
+    """Members' positive-class probabilities, each ``(n,)`` or ``(n, 1)``, as one ``(members, samples)`` array.
 
     Raises
     ------
     ValueError
-        With no member, members of different lengths or other shapes, or
-        non-finite values.
+        With no member, members of different lengths or other shapes, or non-finite values.
     """
-    arrays = [np.asarray(p, dtype=float) for p in probabilities]
-    if not arrays:
-        raise ValueError("an ensemble needs at least one member")
     flat = []
-    for index, array in enumerate(arrays):
+    for index, p in enumerate(probabilities):
+        array = np.asarray(p, dtype=float)
         if array.ndim == 2 and array.shape[1] == 1:
             array = array[:, 0]
         if array.ndim != 1:
-            raise ValueError(
-                f"member {index}: expected positive-class probabilities of shape (n,) or (n, 1), got {array.shape}"
-            )
+            raise ValueError(f"member {index}: expected probabilities of shape (n,) or (n, 1), got {array.shape}")
         flat.append(array)
-    lengths = {len(array) for array in flat}
-    if len(lengths) != 1:
+    if not flat:
+        raise ValueError("an ensemble needs at least one member")
+    if len({len(array) for array in flat}) != 1:
         raise ValueError(f"members predict different numbers of samples: {[len(a) for a in flat]}")
     stacked = np.stack(flat)
     if not np.all(np.isfinite(stacked)):
@@ -123,13 +78,7 @@ def average_ensemble(probabilities: Sequence[np.ndarray]) -> np.ndarray:
 def weighted_ensemble(probabilities: Sequence[np.ndarray], weights: Sequence[float] | np.ndarray) -> np.ndarray:
     """Weighted mean of the members' positive-class probabilities, shape ``(n,)``.
 
-    Parameters
-    ----------
-    probabilities
-        One array of positive-class probabilities per member.
-    weights
-        One non-negative weight per member; divided by their sum, so the
-        result stays a probability whatever the scale of the weights.
+    ``weights``, one per member, non-negative, are divided by their sum.
     """
     stacked = stack_probabilities(probabilities)
     w = np.asarray(weights, dtype=float)
@@ -147,19 +96,18 @@ def weighted_ensemble(probabilities: Sequence[np.ndarray], weights: Sequence[flo
 
 @dataclass
 class GAConfig:
-    """Settings of :func:`genetic_weights`.
+    """Settings of :func:`genetic_weights` (our defaults: the report does not publish its own).
 
     Attributes
     ----------
     population_size
-        Chromosomes per generation, constant across generations (>= 2).
+        Chromosomes per generation (>= 2).
     generations
         Generations after the initial population (>= 0).
     tournament_size
         Contestants per tournament, ``1 .. population_size``.
     crossover_rate
-        Probability that a pair of parents produces the average-crossover
-        child; otherwise the child is a copy of the first parent.
+        Probability that a pair of parents produces the average-crossover child.
     mutation_rate
         Probability that a child has one gene replaced.
     restarts
@@ -211,20 +159,7 @@ def draw_contestants(rng: np.random.Generator, population_size: int, n: int, k: 
 
 
 def tournament(fitness: np.ndarray, contestants: np.ndarray) -> np.ndarray:
-    """Winner of each tournament: the fittest contestant, the first drawn on ties.
-
-    Parameters
-    ----------
-    fitness
-        Fitness of every individual, shape ``(population,)``.
-    contestants
-        Indices drawn by :func:`draw_contestants`, shape ``(n, k)``.
-
-    Returns
-    -------
-    numpy.ndarray
-        Index of each winner, shape ``(n,)``.
-    """
+    """Index of each tournament's winner (``contestants`` of shape ``(n, k)``): the fittest, the first drawn on ties."""
     best = np.argmax(fitness[contestants], axis=1)
     return contestants[np.arange(len(contestants)), best]
 
@@ -235,21 +170,13 @@ def tournament_select(fitness: np.ndarray, k: int, n: int, rng: np.random.Genera
 
 
 def average_crossover(parents_a: np.ndarray, parents_b: np.ndarray) -> np.ndarray:
-    """Children as the gene-wise mean of two parents, renormalised to sum to one.
-
-    The mean of two points of the simplex is already on it; renormalising
-    removes rounding drift and accepts parents not yet normalised.
-    """
+    """Children as the gene-wise mean of two parents, renormalised (against rounding drift) to sum to one."""
     return normalise((np.asarray(parents_a, float) + np.asarray(parents_b, float)) / 2)
 
 
 def crossover(parents_a: np.ndarray, parents_b: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
-    """Children of pairs of parents: with probability ``rate`` per pair the
-    :func:`average_crossover` child, otherwise an exact copy of ``parents_a``'s row.
-
-    Parents have shape ``(size, members)``; neither is modified. One uniform
-    number is drawn per pair whatever the rate.
-    """
+    """Children of pairs of parents ``(size, members)``: the :func:`average_crossover` child with
+    probability ``rate`` per pair (one uniform draw each), else a copy of ``parents_a``'s row."""
     parents_a = np.asarray(parents_a, dtype=float)
     crossed = rng.random(len(parents_a)) < rate
     return np.where(crossed[:, None], average_crossover(parents_a, parents_b), parents_a)
@@ -258,25 +185,11 @@ def crossover(parents_a: np.ndarray, parents_b: np.ndarray, rate: float, rng: np
 def mutate(
     population: np.ndarray, rate: float, rng: np.random.Generator, *, renormalise: bool = True
 ) -> np.ndarray:
-    """Single-gene mutation: with probability ``rate`` a chromosome gets one gene replaced.
+    """Single-gene mutation of a copy of ``population`` ``(size, members)``.
 
-    Parameters
-    ----------
-    population
-        Chromosomes, shape ``(size, members)``; not modified.
-    rate
-        Probability, per chromosome, of a mutation.
-    rng
-        Random generator.
-    renormalise
-        Rescale the mutated chromosomes to sum to one afterwards (the GA
-        always does; ``False`` shows the raw replacement, for tests).
-
-    Returns
-    -------
-    numpy.ndarray
-        A new array: each mutated chromosome has one randomly chosen gene set
-        to a fresh uniform value in [0, 1); the others are unchanged.
+    With probability ``rate`` a chromosome gets one random gene set to a fresh
+    uniform value in [0, 1), then (``renormalise``, as the GA always does) is
+    rescaled to sum to one.
     """
     mutated = np.array(population, dtype=float)
     size, n_members = mutated.shape
@@ -294,25 +207,12 @@ def mutate(
 def population_fitness(
     population: np.ndarray, probabilities: np.ndarray, y_true: np.ndarray, threshold: float = 0.5
 ) -> np.ndarray:
-    """Weighted F1 of every chromosome's weighted-average ensemble, vectorised.
+    """Weighted F1 of every chromosome's weighted-average ensemble, shape ``(size,)``.
 
-    Parameters
-    ----------
-    population
-        Weight vectors, shape ``(size, members)``, rows summing to one.
-    probabilities
-        Members' positive-class probabilities, shape ``(members, samples)``
-        (see :func:`stack_probabilities`).
-    y_true
-        Labels 0/1, shape ``(samples,)``.
-    threshold
-        Label 1 is predicted where the ensemble's probability exceeds it.
-
-    Returns
-    -------
-    numpy.ndarray
-        Shape ``(size,)``; equal to scikit-learn's
-        ``f1_score(y_true, predictions, average="weighted")`` for each row.
+    ``population`` is ``(size, members)`` with rows summing to one,
+    ``probabilities`` ``(members, samples)`` (:func:`stack_probabilities`) and
+    ``y_true`` 0/1. Equal, row by row, to scikit-learn's
+    ``f1_score(y_true, population @ probabilities > threshold, average="weighted")``.
     """
     positive = np.asarray(y_true).astype(bool)
     predicted = (np.asarray(population, float) @ probabilities) > threshold  # (size, samples)
@@ -342,18 +242,12 @@ class GAResult:
 
     Attributes
     ----------
-    weights
-        The best chromosome: one weight per member, non-negative, summing to one.
-    fitness
-        Its validation weighted F1.
+    weights, fitness
+        The best chromosome (one weight per member, summing to one) and its validation weighted F1.
     history
-        Best fitness per generation for each restart: ``history[r][g]`` is
-        the best of restart ``r`` after ``g`` generations (``g = 0`` is the
-        initial population), so each list has ``generations + 1`` values.
-    restart_fitness
-        Final best fitness of each restart.
-    restart_weights
-        Final best chromosome of each restart.
+        ``history[r][g]``: best fitness of restart ``r`` after ``g`` generations (``g = 0``: the initial population).
+    restart_fitness, restart_weights
+        Final best fitness and chromosome of each restart.
     best_restart
         Which restart ``weights`` comes from.
     config
@@ -403,15 +297,7 @@ def genetic_weights(
     GAResult
         The chromosome with the best validation weighted F1 over all restarts
         (ties: lower weight variance, then the earlier restart), with the
-        convergence history.
-
-    Notes
-    -----
-    Each generation keeps its best individual (elitism) and breeds
-    ``population_size - 1`` children: two parents by k-tournament, average
-    crossover with probability ``crossover_rate`` (else a copy of the first
-    parent), single-gene mutation with probability ``mutation_rate``. See the
-    module docstring for the full description and the choices that are ours.
+        convergence history. The module docstring describes the algorithm.
     """
     config = config or GAConfig()
     probabilities = stack_probabilities(val_probabilities)
@@ -502,18 +388,16 @@ def error_analysis(
     y_true
         True labels.
     predictions
-        Model name to its predicted labels (threshold probabilities first,
-        e.g. with :func:`cytobook.evaluation.predict_labels`).
+        Model name to its predicted labels (not probabilities: see
+        :func:`cytobook.evaluation.predict_labels`).
     index
-        Optional sample identifiers (file names, say); default ``0 .. n-1``.
+        Optional sample identifiers; default ``0 .. n-1``.
 
     Returns
     -------
     pandas.DataFrame
-        One row per sample: ``y_true``, one boolean column per model (``True``
-        where it is right) and ``n_wrong``, the number of models that
-        misclassify the sample. The model names are kept in
-        ``table.attrs["models"]``.
+        One row per sample: ``y_true``, one boolean column per model (right
+        or not) and ``n_wrong``; the model names in ``table.attrs["models"]``.
     """
     y = np.asarray(y_true)
     if y.ndim != 1 or len(y) == 0:
@@ -567,15 +451,10 @@ def only_one_right(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def error_summary(table: pd.DataFrame) -> pd.Series:
-    """The report's error-analysis counts from an :func:`error_analysis` table.
+    """The report's error-analysis counts from an :func:`error_analysis` table, as a Series named ``samples``.
 
-    Returns
-    -------
-    pandas.Series
-        Integer counts named ``"samples"``: ``"misclassified by all"``,
-        ``"misclassified by exactly one"``, then ``"only right: <model>"`` for
-        each model, in the table's model order (the samples that model alone
-        classifies correctly, 0 where there are none).
+    ``"misclassified by all"``, ``"misclassified by exactly one"``, then
+    ``"only right: <model>"`` for each model in order (possibly 0).
     """
     models = _models(table)
     by_k = misclassified_by_k(table)
@@ -596,15 +475,9 @@ ENSEMBLES = ("average ensemble", "GA-weighted ensemble")
 class Ensembles:
     """Both of the report's ensembles over one set of members, scored on the test set.
 
-    Attributes
-    ----------
-    results
-        :func:`cytobook.evaluation.binary_report` of each member, then of
-        ``"average ensemble"`` and ``"GA-weighted ensemble"``.
-    test_probabilities
-        Positive-class test probabilities of the same rows.
-    ga
-        The genetic algorithm's result (weights learnt on the validation set).
+    ``results`` holds the :func:`cytobook.evaluation.binary_report` of each
+    member, then of each of :data:`ENSEMBLES`; ``test_probabilities`` their
+    positive-class test probabilities; ``ga`` the genetic algorithm's result.
     """
 
     results: dict[str, dict[str, Any]]
@@ -615,17 +488,9 @@ class Ensembles:
 def build_ensembles(predictions: Mapping[str, Mapping[str, np.ndarray]], config: GAConfig, seed: int = 0) -> Ensembles:
     """The average and the GA-weighted ensemble of ``predictions``' members, as report 1 builds them.
 
-    Parameters
-    ----------
-    predictions
-        Member name to its saved arrays ``p_val``, ``y_val``, ``p_test``,
-        ``y_test`` (see :func:`cytobook.results.load_predictions`); every
-        member must have predicted the same images.
-
-    Raises
-    ------
-    ValueError
-        If the members were validated or tested on different labels.
+    ``predictions`` maps each member to its saved ``p_val``, ``y_val``,
+    ``p_test`` and ``y_test`` (:func:`cytobook.results.load_predictions`);
+    a ``ValueError`` says when the members' labels differ.
     """
     first = next(iter(predictions.values()))
     for name, arrays in predictions.items():
@@ -661,12 +526,10 @@ def member_signal(
     Returns
     -------
     pandas.DataFrame
-        Indexed by member (index name ``member``), in the order of
-        ``probabilities``: ``predicted_classes`` (distinct classes predicted,
-        1 or 2), ``share_predicted_ALL`` (fraction of samples predicted ALL),
-        ``roc_auc`` (NaN when ``y_true`` holds one class), ``near_chance``
-        (the AUC is within ``auc_margin`` of 0.5) and ``degenerate`` (one class
-        predicted for every sample, or ``near_chance``).
+        One row per member (index ``member``): ``predicted_classes`` (1 or 2),
+        ``share_predicted_ALL``, ``roc_auc`` (NaN when ``y_true`` holds one
+        class), ``near_chance`` (AUC within ``auc_margin`` of 0.5) and
+        ``degenerate`` (one class predicted for every sample, or near chance).
     """
     y = np.asarray(y_true)
     if y.ndim != 1 or not np.isin(y, (0, 1)).all():
@@ -700,19 +563,15 @@ def ensemble_gain(
     Parameters
     ----------
     results
-        :func:`cytobook.evaluation.binary_report` (or any mapping with a
-        ``weighted_f1``) of every member and ensemble, by name.
-    members
-        The members' names in ``results``; ties for best go to the first.
-    ensembles
-        The ensembles' names in ``results``.
+        Mappings with a ``weighted_f1`` (e.g. :func:`cytobook.evaluation.binary_report`) by name.
+    members, ensembles
+        Names in ``results``; ties for the best member go to the first.
 
     Returns
     -------
     pandas.DataFrame
-        One row per ensemble (index name ``ensemble``): ``weighted_f1``,
-        ``best_member``, ``best_member_weighted_f1``, ``gain`` (the
-        ensemble's weighted F1 minus the best member's) and
+        One row per ensemble (index ``ensemble``): ``weighted_f1``,
+        ``best_member``, ``best_member_weighted_f1``, ``gain`` and
         ``beats_best_member`` (``gain > 0``).
     """
     members = list(members)

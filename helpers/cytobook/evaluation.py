@@ -1,29 +1,18 @@
 """Metrics, result tables and evaluation figures, for binary and multi-class models.
 
-Report 1 (C-NMC) scores its models by the weighted F1 score, and its final
-table lists per-class precision and recall ("normal" = HEM = label 0,
-"cancer" = ALL = label 1) with the weighted F1. :func:`binary_report` computes
-those numbers for one model, :func:`report_table` lays several models out as
-that table, and :func:`multiclass_report` does the same job for the later
-chapters' multi-class models.
+Report 1 (C-NMC) scores its models by the weighted F1 and tabulates per-class
+precision and recall ("normal" = HEM = label 0, "cancer" = ALL = label 1):
+:func:`binary_report` computes them for one model, :func:`report_table` lays
+several out as that table; :func:`multiclass_report` serves multi-class
+models. The ``*_report`` functions return plain Python, ready for
+:meth:`cytobook.notebook.NotebookRun.save_metrics`; no deep-learning backend
+is imported.
 
-Everything returned by the ``*_report`` functions is plain Python (``float``,
-``int``, ``list``, ``dict``, ``None``), ready for
-:meth:`cytobook.notebook.NotebookRun.save_metrics`. Only NumPy,
-scikit-learn, pandas, matplotlib and seaborn are used: no deep-learning
-backend is imported.
-
-Conventions
------------
-* Confusion matrices have the true class in rows and the predicted class in
-  columns (scikit-learn's layout), classes in label order.
-* A probability ``p`` predicts the positive class when ``p > threshold``, the
-  same rule as Keras' ``BinaryAccuracy``, so the numbers here agree with the
-  training logs; ``p == threshold`` predicts the negative class.
-* A ratio with an empty denominator (the precision of a class never predicted,
-  the recall of a class absent from ``y_true``) is 0, scikit-learn's
-  ``zero_division=0``; averages weighted by support are unaffected because such
-  a class has no weight.
+Conventions: confusion matrices have the true class in rows (scikit-learn's
+layout); ``p > threshold`` predicts the positive class, as Keras'
+``BinaryAccuracy`` does; a ratio with an empty denominator is 0
+(scikit-learn's ``zero_division=0``), which leaves support-weighted averages
+unchanged.
 """
 
 from __future__ import annotations
@@ -64,24 +53,12 @@ def predict_labels(p_positive: np.ndarray, threshold: float = 0.5) -> np.ndarray
 
 
 def per_class_scores(cm: np.ndarray) -> dict[str, np.ndarray]:
-    """Precision, recall, F1 and support per class from confusion matrices.
+    """Precision, recall, F1 and support per class from confusion matrices ``(..., k, k)``.
 
-    Vectorised over leading axes, so a stack of matrices (one per ensemble
-    candidate, say) is scored in one call.
-
-    Parameters
-    ----------
-    cm
-        Counts of shape ``(..., k, k)``, true class in rows, predicted class in
-        columns.
-
-    Returns
-    -------
-    dict
-        ``precision``, ``recall``, ``f1`` and ``support`` of shape ``(..., k)``
-        and ``weighted_f1`` of shape ``(...)`` (F1 averaged with the class
-        supports as weights, scikit-learn's ``average="weighted"``). Empty
-        denominators give 0 (see the module's conventions).
+    Vectorised over leading axes (one matrix per ensemble candidate, say).
+    Returns ``precision``, ``recall``, ``f1`` and ``support`` of shape
+    ``(..., k)`` and ``weighted_f1`` of shape ``(...)`` (scikit-learn's
+    ``average="weighted"``).
     """
     cm = np.asarray(cm, dtype=float)
     tp = np.diagonal(cm, axis1=-2, axis2=-1)
@@ -113,38 +90,27 @@ def binary_report(
     Parameters
     ----------
     y_true
-        True labels, 0 (``class_names[0]``, normal HEM cells) or 1
-        (``class_names[1]``, leukaemic ALL cells).
+        True labels, 0 (``class_names[0]``, HEM) or 1 (``class_names[1]``, ALL).
     p_positive
-        Predicted probability of label 1 for each sample (a sigmoid output;
-        for a two-column softmax pass ``proba[:, 1]``). Shape ``(n,)`` or
-        ``(n, 1)``.
+        Probability of label 1, shape ``(n,)`` or ``(n, 1)``.
     threshold
         Label 1 is predicted where ``p_positive > threshold``.
     class_names
-        Names of labels 0 and 1, used as keys of the per-class entries.
+        Keys of the per-class entries.
 
     Returns
     -------
     dict
-        ``weighted_f1``, ``accuracy``, ``balanced_accuracy``, ``roc_auc``
-        (floats); ``precision``, ``recall``, ``f1`` and ``support`` (dicts
-        keyed by class name); ``confusion_matrix`` (``[[TN, FP], [FN, TP]]``,
-        true class in rows); ``n``, ``threshold`` and ``class_names``.
-        All values are plain Python, JSON-serialisable.
-
-    Notes
-    -----
-    A ``y_true`` with a single class (a small or unlucky split) does not
-    raise: ``roc_auc`` is ``None`` because the ROC curve is undefined, the
-    absent class has recall 0 and no weight in ``weighted_f1``, and
-    ``balanced_accuracy`` is the recall of the class present.
+        ``weighted_f1``, ``accuracy``, ``balanced_accuracy``, ``roc_auc``;
+        ``precision``, ``recall``, ``f1`` and ``support`` by class name;
+        ``confusion_matrix`` (``[[TN, FP], [FN, TP]]``); ``n``, ``threshold``
+        and ``class_names``. A single-class ``y_true`` gives ``roc_auc``
+        ``None`` instead of raising.
 
     Raises
     ------
     ValueError
-        On empty or mismatched inputs, labels other than 0/1, or
-        non-finite probabilities.
+        On empty or mismatched inputs, labels other than 0/1, or non-finite probabilities.
     """
     y = _check_labels(y_true, 2, "y_true")
     p = np.asarray(p_positive, dtype=float)
@@ -176,26 +142,17 @@ def multiclass_report(
     y_true
         True labels ``0 .. k-1``, indices into ``class_names``.
     proba
-        Scores of shape ``(n, k)``; the prediction is the arg-max of each row.
-        Rows need not sum to one (the one-vs-rest AUC only ranks scores).
+        Scores ``(n, k)``, predicting each row's arg-max; rows need not sum to one.
     class_names
         The ``k`` class names, in label order.
 
     Returns
     -------
     dict
-        ``accuracy``, ``balanced_accuracy``, ``weighted_f1``, ``macro_f1``;
-        ``precision``, ``recall``, ``f1``, ``support`` keyed by class name;
-        ``confusion_matrix`` (nested list, true class in rows); ``n``,
-        ``class_names``; ``roc_auc`` (macro average of the one-vs-rest AUCs)
-        and ``roc_auc_per_class``, both ``None`` unless every class occurs
-        in ``y_true`` and some sample lies outside each class.
-
-    Notes
-    -----
-    ``macro_f1`` averages over all ``k`` classes, absent ones counting 0, and
-    ``balanced_accuracy`` averages recall over the classes present in
-    ``y_true`` (scikit-learn's behaviour).
+        As :func:`binary_report` without ``threshold``, plus ``macro_f1``
+        (absent classes counting 0), ``roc_auc`` (macro average of the
+        one-vs-rest AUCs) and ``roc_auc_per_class``, both ``None`` unless every
+        class occurs in ``y_true`` and there are two or more.
     """
     k = len(class_names)
     y = _check_labels(y_true, k, "y_true")
@@ -267,23 +224,19 @@ def report_table(
     Parameters
     ----------
     results
-        Model name to its :func:`binary_report`. "normal" is the report's
-        first class (label 0, HEM), "cancer" the second (label 1, ALL).
-        ``"validation loss"`` and ``"validation accuracy"`` are read from
-        its ``"validation"`` entry (see :func:`cytobook.results.evaluate`).
+        Model name to its :func:`binary_report` ("normal" is label 0, "cancer"
+        label 1); the validation columns come from its ``"validation"`` entry
+        (see :func:`cytobook.results.evaluate`).
     published
-        Published values by model (rows) and metric (columns), e.g.
-        :func:`cytobook.published.published_metrics`; each of ``columns``
-        it holds a value for is added as ``"published <column>"``.
+        Published values by model and metric (:func:`cytobook.published.published_metrics`),
+        added as ``"published <column>"`` for each of ``columns`` they hold.
     columns
-        The run's columns: :data:`TABLE_COLUMNS` (test set, the report's
-        format) or :data:`VALIDATION_COLUMNS`.
+        :data:`TABLE_COLUMNS` (test set) or :data:`VALIDATION_COLUMNS`.
 
     Returns
     -------
     pandas.DataFrame
-        Indexed by model. A missing value (a ROC AUC on a single-class test
-        set, a number the report does not publish) is NaN.
+        Indexed by model; missing values are NaN.
     """
     rows = {}
     for model, report in results.items():
@@ -325,29 +278,19 @@ def learning_curves(
     Parameters
     ----------
     history
-        A Keras ``History`` (what ``model.fit`` returns) or its ``.history``
-        dict: ``loss``, ``val_loss``, an accuracy (``accuracy``, ``acc``,
-        ``binary_accuracy``...) and its ``val_`` twin.
+        A Keras ``History`` or its ``.history`` dict: ``loss``, an accuracy
+        (``accuracy``, ``acc``, ``binary_accuracy``...) and their ``val_`` twins.
     title
-        Figure title, e.g. the model's name.
+        Figure title.
     stage_starts
-        Training stages concatenated in ``history`` (feature extraction, then
-        fine-tuning): the index in the history of each later stage's first
-        epoch, mapped to its label. Each is marked by a dashed vertical line
-        between its first epoch and the one before, named in the legend. An
-        index must leave at least one epoch on each side (``1 .. epochs - 1``).
+        For training stages concatenated in ``history`` (feature extraction,
+        then fine-tuning): the index of each later stage's first epoch
+        (``1 .. epochs - 1``), mapped to its label; each is marked by a dashed line.
 
     Returns
     -------
     matplotlib.figure.Figure
-        One panel per quantity found (loss, accuracy), each with its
-        training curve and, when recorded, its validation curve.
-
-    Raises
-    ------
-    ValueError
-        If the history holds neither a loss nor an accuracy, or a stage starts
-        outside the history.
+        One panel per quantity found, training and (when recorded) validation curves.
     """
     logs = getattr(history, "history", history)
     panels = [key for key in ("loss",) if key in logs]
@@ -391,18 +334,9 @@ def confusion_matrix_figure(
 ) -> plt.Figure:
     """Heat map of a confusion matrix: each cell shows its count and row percentage.
 
-    Parameters
-    ----------
-    y_true, y_pred
-        Labels ``0 .. k-1`` (indices into ``class_names``).
-    class_names
-        Class names in label order.
-    title
-        Figure title.
-    normalize
-        Colour the cells by row fraction (the recall of each class) instead
-        of by count; useful when the classes are unbalanced. The annotations
-        are the same either way.
+    ``y_true`` and ``y_pred`` are labels ``0 .. k-1`` into ``class_names``;
+    ``normalize`` colours the cells by row fraction (each class's recall)
+    instead of by count.
     """
     k = len(class_names)
     y = _check_labels(y_true, k, "y_true")
@@ -435,19 +369,9 @@ def confusion_matrix_figure(
 
 
 def roc_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str) -> plt.Figure:
-    """ROC curves of several binary models on one axis, with their AUC in the legend.
+    """ROC curves of several binary models (``curves``: name to ``(y_true, p_positive)``) with their AUC.
 
-    Parameters
-    ----------
-    curves
-        Model name to ``(y_true, p_positive)``.
-    title
-        Figure title.
-
-    Raises
-    ------
-    ValueError
-        If a model's ``y_true`` holds a single class (no ROC curve exists).
+    A ``ValueError`` says when a model's ``y_true`` holds a single class (no ROC curve exists).
     """
     fig, ax = plt.subplots(figsize=(4.8, 4.4))
     for name, (y_true, p) in curves.items():
