@@ -1,31 +1,17 @@
 """Report 4's training mechanics: patient bags, their batches, training, prediction and cross-validation.
 
-The notebooks of the lymphocytosis chapter say *which* model is trained on
-*which* patients; this module does the rest the same way for every model:
+The lymphocytosis notebooks say *which* model is trained on *which* patients;
+this module does the rest the same way for every model. :class:`Bags` holds
+each patient's images (or a frozen backbone's per-image features), handmade
+features, age, lymphocyte count and label; :class:`Standardizer` learns their
+scaling on training patients only; :class:`BagBatches` feeds one patient per
+step; :func:`train_mil` trains with the report's recipe;
+:func:`cross_validate` runs any model or baseline on the same stratified
+folds; :func:`cv_table`, :func:`count_nmse` and :func:`gate_figure` read the
+results.
 
-* :class:`Bags` holds one entry per patient: its images (or the cached
-  per-image features of a frozen backbone), its handmade features, age,
-  lymphocyte count and label.
-* :class:`Standardizer` learns the scaling of the handmade features, age and
-  log count on training patients only, and imputes a failed segmentation's
-  missing features with the training mean.
-* :class:`BagBatches` feeds one patient per step, its bag padded or
-  subsampled to a fixed size (see :func:`bag_indices`).
-* :func:`train_mil` trains with the report's recipe: AdamW at 1e-3 with the
-  losses of ``bags_per_step`` patients accumulated before each optimiser
-  step, the learning rate divided by ten after ``lr_patience`` epochs without
-  a lower validation loss, early stopping after ``stop_patience`` and the
-  best-validation-loss weights kept.
-* :func:`cross_validate` runs any model, or a scikit-learn baseline, on the
-  same stratified folds and reports balanced accuracy per fold;
-  :func:`resnet_mixture_builder` and :func:`scalar_expert_builder` build the
-  chapter's models, :func:`encode_images` caches a frozen backbone's outputs.
-* :func:`cv_table`, :func:`count_nmse` and :func:`gate_figure` read the
-  results: scores per fold, the count head's error and the gate per patient.
-
-The count target of the multitask head is the standardised log lymphocyte
-count, so its mean squared error is the normalised MSE (MSE divided by the
-target's variance) of the report.
+The multitask head's target is the standardised log lymphocyte count, so its
+mean squared error is the report's normalised MSE.
 """
 
 from __future__ import annotations
@@ -110,19 +96,9 @@ class Bags:
 def build_bags(patients: pd.DataFrame, images: pd.DataFrame, handmade: pd.DataFrame, image_size: int, workers: int = 8) -> Bags:
     """Read every patient's images, resized to ``image_size``, into :class:`Bags`.
 
-    Parameters
-    ----------
-    patients
-        One row per patient with ``patient_id``, ``age``, ``lymph_count`` and
-        ``label`` (see :func:`cytobook.datasets.dlmi.load_dlmi`).
-    images
-        One row per image with ``path`` and ``patient_id``.
-    handmade
-        Handmade features indexed by image path (see
-        :func:`cytobook.handmade.features_table`).
-    image_size
-        Side of the square model input; images are resized with area
-        interpolation.
+    ``patients`` and ``images`` are the tables of :func:`cytobook.datasets.dlmi.load_dlmi`,
+    ``handmade`` the features by image path (:func:`cytobook.handmade.features_table`);
+    images are resized with area interpolation.
     """
     missing = set(images["path"]) - set(handmade.index)
     if missing:
@@ -215,24 +191,26 @@ class BagBatches(keras.utils.PyDataset):
 
     Parameters
     ----------
-    bags
-        The patients.
-    standardizer
-        Scaling learnt on the training patients.
+    bags, standardizer
+        The patients, and the scaling learnt on the training patients.
     bag_size
         Fixed number of instance slots (see :func:`bag_indices`).
     shuffle
-        Shuffle the patient order and redraw subsamples every epoch
-        (training); otherwise a fixed order and evenly spaced subsamples.
+        Shuffle the patients and redraw subsamples every epoch (training);
+        otherwise a fixed order and evenly spaced subsamples.
     seed
         Seed of the shuffling and subsampling.
+    targets
+        The targets given, those of the model's outputs (a one-task model has no ``count``).
     """
 
-    def __init__(self, bags: Bags, standardizer: Standardizer, bag_size: int, *, shuffle: bool = False, seed: int = 0) -> None:
+    def __init__(self, bags: Bags, standardizer: Standardizer, bag_size: int, *, shuffle: bool = False, seed: int = 0,
+                 targets: Sequence[str] = ("p", "count")) -> None:
         super().__init__()
         self.bags = bags
         self.bag_size = bag_size
         self.shuffle = shuffle
+        self.targets = tuple(targets)
         self.rng = np.random.default_rng(seed)
         self.handmade = [standardizer.handmade(values) for values in bags.handmade]
         self.clinical = standardizer.clinical(bags)
@@ -257,7 +235,8 @@ class BagBatches(keras.utils.PyDataset):
             "clinical": self.clinical[i : i + 1],
         }
         label = np.array([[max(int(self.bags.labels[i]), 0)]], dtype=np.float32)
-        return inputs, {"p": label, "count": self.count[i : i + 1]}
+        targets = {"p": label, "count": self.count[i : i + 1]}
+        return inputs, {key: targets[key] for key in self.targets}
 
 
 @dataclass
@@ -303,20 +282,21 @@ def train_mil(
 ) -> TrainedMil:
     """Train a model of :func:`cytobook.models.mil.mixture_of_experts` with the report's recipe.
 
+    AdamW at ``spec.learning_rate`` with the losses of ``spec.bags_per_step``
+    patients accumulated per optimiser step, the learning rate divided by ten
+    after ``spec.lr_patience`` epochs without a lower validation loss, early
+    stopping after ``spec.stop_patience`` and the best weights kept.
+
     Parameters
     ----------
     build
         Returns a fresh, uncompiled model (called once, after seeding).
     train, val
-        Training and validation patients; the validation loss drives the
-        learning-rate schedule, early stopping and the weights kept.
+        Training and validation patients (the latter drive the schedule and stopping).
     spec
-        ``epochs``, ``bags_per_step``, ``learning_rate``, ``lr_patience`` and
-        ``stop_patience``. Bags are fitted to the model's instance axis
-        (build it with ``spec.max_instances`` slots).
+        The profile's :class:`~cytobook.profiles.MilSpec`; bags are fitted to the model's instance axis.
     count_weight
-        Weight of the normalised-MSE count loss beside the BCE, for a
-        multitask model (ignored otherwise).
+        Weight of the count loss beside the BCE, for a multitask model.
     verbose
         Passed to ``fit``: 0 silent, 2 one line per epoch.
     """
@@ -338,35 +318,14 @@ def train_mil(
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.1, patience=spec.lr_patience),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=spec.stop_patience, restore_best_weights=True),
     ]
+    targets = tuple(model.output)
     result = model.fit(
-        _targets_of(model, BagBatches(train, standardizer, bag_size, shuffle=True, seed=seed)),
-        validation_data=_targets_of(model, BagBatches(val, standardizer, bag_size)),
+        BagBatches(train, standardizer, bag_size, shuffle=True, seed=seed, targets=targets),
+        validation_data=BagBatches(val, standardizer, bag_size, targets=targets),
         epochs=spec.epochs, callbacks=callbacks, verbose=verbose,
     )
     history = {key: [float(v) for v in values] for key, values in result.history.items()}
     return TrainedMil(model, standardizer, bag_size, history)
-
-
-class _TargetsOf(keras.utils.PyDataset):
-    """Keep only the targets a model has outputs for (a one-task model has no ``count``)."""
-
-    def __init__(self, batches: BagBatches, keys: tuple[str, ...]) -> None:
-        super().__init__()
-        self.batches, self.keys = batches, keys
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-    def on_epoch_end(self) -> None:
-        self.batches.on_epoch_end()
-
-    def __getitem__(self, step: int):
-        inputs, targets = self.batches[step]
-        return inputs, {key: targets[key] for key in self.keys}
-
-
-def _targets_of(model: keras.Model, batches: BagBatches) -> _TargetsOf:
-    return _TargetsOf(batches, tuple(model.output))
 
 
 # --------------------------------------------------------------------------- #
@@ -476,11 +435,9 @@ def mil_fit_predict(
 def resnet_mixture_builder(spec: MilSpec, experts: str = "mixture", multitask: bool = False) -> Callable[[], keras.Model]:
     """A builder, for :func:`train_mil`, of the report's model with a fresh ResNet-18-like encoder.
 
-    The encoder is :func:`cytobook.models.mil.resnet18_like` at
-    ``spec.image_size`` and ``spec.encoder_width``; bags have
-    ``spec.max_instances`` slots. ``experts`` and ``multitask`` are those of
-    :func:`cytobook.models.mil.mixture_of_experts` (not ``"scalar"``: see
-    :func:`scalar_expert_builder`).
+    :func:`cytobook.models.mil.resnet18_like` at ``spec.image_size`` and
+    ``spec.encoder_width``, bags of ``spec.max_instances``; ``experts`` and
+    ``multitask`` as in :func:`cytobook.models.mil.mixture_of_experts`.
     """
     from .handmade import FEATURE_NAMES
     from .models.mil import mixture_of_experts, resnet18_like
@@ -529,13 +486,9 @@ def clinical_logistic_fit_predict(train: Bags, val: Bags, test: Bags, seed: int)
 
 
 def encode_images(encoder: keras.Model, bags: Bags, batch_size: int = 64) -> list[np.ndarray]:
-    """Run a frozen encoder once over every image; its per-image features, as bags.
+    """Run a frozen encoder once over every image; its per-image features (vectors or feature maps), as bags.
 
-    Frozen-backbone experiments then train on these features, which costs a
-    fraction of a second per epoch instead of a pass through the backbone.
-    The features keep the encoder's output shape: vectors for a pooled
-    backbone, feature maps for the front of a partly tuned one
-    (:func:`cytobook.models.mil.split_last_stage`).
+    Frozen-backbone experiments then train on these, a fraction of a second per epoch.
     """
     flat = np.concatenate(bags.instances)
     features = encoder.predict(flat, batch_size=batch_size, verbose=0).astype(np.float32)
@@ -575,12 +528,8 @@ def count_nmse(predictions: pd.DataFrame) -> float:
 
 
 def gate_figure(predictions: pd.DataFrame, title: str) -> plt.Figure:
-    """The gate ``pi`` (weight of the image expert) per patient, against the lymphocyte count and the label.
-
-    Left: ``pi`` against the count, coloured by label, marked by whether the
-    mixture is right. Right: each expert's probability of malignancy against
-    ``pi``, to see whose answer the mixture takes where.
-    """
+    """The gate ``pi`` (weight of the image expert) per patient: against the count, coloured by label and
+    marked right or wrong (left), and each expert's probability of malignancy against it (right)."""
     labels = predictions["label"].to_numpy()
     right = (predictions["p"].to_numpy() > 0.5) == (labels == 1)
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))

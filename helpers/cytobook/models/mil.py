@@ -1,43 +1,23 @@
 """Report 4's multi-instance mixture of experts for lymphocytosis, in Keras 3.
 
-A patient is a *bag*: a variable number of lymphocyte images, the handmade
-features of each image (:mod:`cytobook.handmade`) and two clinical scalars
-(age and lymphocyte count). Every model here takes one bag per row as the
-inputs
+A patient is a *bag*. Every model takes one bag per row as the inputs
+``instances`` (``(N, H, W, 3)`` images in [0, 255] for a trainable encoder,
+or ``(N, D)`` cached features of a frozen backbone), ``weights`` (``(N,)``,
+summing to one: bags are padded or subsampled to a fixed ``N`` and a padded
+copy shares its image's weight, so the weighted sum is the mean over the
+bag's distinct images), ``handmade`` (``(N, F)`` standardised features of
+:mod:`cytobook.handmade`) and ``clinical`` (``(2,)`` standardised age and log
+lymphocyte count), and returns a dict with the probability of malignancy
+``p`` and, when multitask, the standardised log count ``count``.
 
-``instances``
-    ``(N, H, W, 3)`` images in [0, 255] when the image expert has a trainable
-    encoder, or ``(N, D)`` cached per-image features of a frozen backbone;
-``weights``
-    ``(N,)`` non-negative instance weights summing to one: bags are padded or
-    subsampled to a fixed ``N`` (static shapes on every backend) and a padded
-    copy of an image shares its weight, so the weighted sum is the exact mean
-    over the bag's distinct images;
-``handmade``
-    ``(N, F)`` standardised handmade features;
-``clinical``
-    ``(2,)`` standardised age and log lymphocyte count,
-
-and returns a dict with the bag's probability of malignancy ``p`` and, for
-the multitask variant, the predicted (standardised log) lymphocyte count
-``count``. :func:`analysis_model` exposes the gate and both experts.
-
-The three parts follow Bourbon & Bardusco's report (itself after Sahasrabudhe
-et al., 2021):
-
-* the **image expert** encodes every image, mean-aggregates per patient and
-  applies a linear head; a frozen backbone's features first go through the
-  intermediate linear layer the report adds so that something image-side is
-  learnt;
-* the **scalar expert** mean-aggregates the handmade features, concatenates
-  age and count, and applies two linear layers with a ReLU between and a
-  sigmoid;
-* the **gate** is a linear layer with a sigmoid on age, count and one scalar
-  from each aggregated feature set; the prediction is
-  ``pi * p_image + (1 - pi) * p_scalar``.
-
-Only ``keras.ops`` is used, so the models train on the TensorFlow, JAX and
-PyTorch backends alike.
+After Bourbon & Bardusco's report (itself after Sahasrabudhe et al., 2021):
+the **image expert** encodes every image, mean-aggregates and applies a
+linear head (frozen features first go through an intermediate linear layer);
+the **scalar expert** mean-aggregates the handmade features, adds age and
+count, and applies two linear layers with a ReLU between; the **gate** is a
+sigmoid linear layer on age, count and one scalar from each aggregate, and
+``p = pi * p_image + (1 - pi) * p_scalar``. Only ``keras.ops`` is used, so the
+models train on the TensorFlow, JAX and PyTorch backends alike.
 """
 
 from __future__ import annotations
@@ -179,24 +159,13 @@ def vit_small(
 
 
 def split_last_stage(base: keras.Model) -> tuple[keras.Model, keras.Model]:
-    """Cut a ``keras.applications`` ConvNeXt before its last stage: ``(front, last_stage)``.
+    """Cut a ``keras.applications`` ConvNeXt (no top, ``pooling="avg"``) before its last stage: ``(front, last_stage)``.
 
-    ``last_stage(front(x))`` equals ``base(x)``, and both parts share
-    ``base``'s layers and weights. Fine-tuning only the last stage on the
-    cached outputs of the frozen front is how the lymphocytosis chapter tunes
-    a ConvNeXt on a CPU (*our choice*: the report does not say how much of it
-    was tuned).
-
-    Parameters
-    ----------
-    base
-        A ConvNeXt without its top, built with ``pooling="avg"`` (layer names
-        ``<model>_downsampling_block_<k>`` and ``<model>_stage_<s>_block_<j>_...``).
-
-    Raises
-    ------
-    ValueError
-        If ``base`` has no downsampling block (not a ConvNeXt).
+    ``last_stage(front(x))`` equals ``base(x)``, both sharing ``base``'s
+    weights. Tuning only the last stage on the frozen front's cached outputs
+    is how the lymphocytosis chapter tunes a ConvNeXt on a CPU (*our choice*:
+    the report does not say how much was tuned). A ``ValueError`` says when
+    ``base`` has no downsampling block (not a ConvNeXt).
     """
     names = [layer.name for layer in base.layers]
     cuts = [i for i, layer_name in enumerate(names) if "_downsampling_block_" in layer_name]
@@ -259,34 +228,25 @@ def mixture_of_experts(
     Parameters
     ----------
     instance_shape
-        Shape of one instance without the bag axis: ``(N, H, W, 3)`` images
-        with an ``encoder``, ``(N, D)`` cached features without.
+        One bag's instances: ``(N, H, W, 3)`` images with an ``encoder``, ``(N, D)`` features without.
     handmade_dim
         Number of handmade features per image.
     encoder
-        Trainable per-image encoder (images to a feature vector), applied to
-        every image of the bag; ``None`` when the instances are already
-        features of a frozen backbone.
+        Trainable per-image encoder, or ``None`` for features of a frozen backbone.
     experts
-        ``"mixture"`` (the report's model), ``"image"`` or ``"scalar"`` (one
-        expert alone, the report's ablations).
+        ``"mixture"`` (the report's model), ``"image"`` or ``"scalar"`` (the report's ablations).
     multitask
-        Add the ``count`` head: the lymphocyte count predicted from the
-        aggregated image features (the report's MultiTask model).
+        Add the ``count`` head on the aggregated image features (the report's MultiTask model).
     intermediate
-        Width of the intermediate linear layer between frozen features and
-        the image expert's head; ``None`` for none (trainable encoders).
+        Width of the intermediate layer after frozen features; ``None`` for none.
     scalar_hidden
-        Width of the scalar expert's hidden layer (*our choice*; the report
-        does not give it).
+        Width of the scalar expert's hidden layer (*our choice*; the report does not give it).
 
     Returns
     -------
     keras.Model
-        Inputs ``instances``, ``weights``, ``handmade``, ``clinical``; outputs
-        a dict with ``p`` (and ``count`` when ``multitask``). The layers
-        ``gate``, ``image_expert`` and ``scalar_expert`` are found by name
-        by :func:`analysis_model`.
+        See the module docstring; :func:`analysis_model` finds its layers
+        ``gate``, ``image_expert`` and ``scalar_expert`` by name.
     """
     if experts not in ("mixture", "image", "scalar"):
         raise ValueError(f"experts must be 'mixture', 'image' or 'scalar', not {experts!r}")
@@ -348,12 +308,9 @@ def analysis_model(model: keras.Model) -> keras.Model:
 
 @keras.saving.register_keras_serializable(package="cytobook")
 class WeightedBinaryCrossentropy(keras.losses.Loss):
-    """Binary cross-entropy with one weight per class (the report's weighted BCE).
+    """The report's weighted BCE, ``-(w1 * y * log p + w0 * (1 - y) * log(1 - p))``.
 
-    ``-(w1 * y * log p + w0 * (1 - y) * log(1 - p))``, with ``w0``/``w1`` set
-    from the training bags' class frequencies by
-    :func:`balanced_class_weights`, so that the minority (reactive) patients
-    count as much in total as the majority.
+    The weights come from :func:`balanced_class_weights`, so that both classes count as much in total.
     """
 
     def __init__(self, negative_weight: float = 1.0, positive_weight: float = 1.0, name: str = "weighted_bce", **kwargs):
