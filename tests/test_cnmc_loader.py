@@ -340,8 +340,8 @@ def test_check_report_counts_text_and_json(tree: Path):
 
 
 def test_check_report_is_generic():
-    report = CheckReport(dataset="Toy", root="/data/toy", counts={"by class": {"a": {"n": 2}}})
-    report.add("/data/toy/x.png", "expected a PNG, found text")
+    report = CheckReport(dataset="Toy", root="/data/toy", counts={"by class": {"a": {"n": 2}}},
+                         problems=[Problem("/data/toy/x.png", "expected a PNG, found text")])
     assert not report.ok and report.problems == [Problem("/data/toy/x.png", "expected a PNG, found text")]
     assert report.format().splitlines()[-1] == "/data/toy/x.png: expected a PNG, found text"
     assert json.loads(json.dumps(report.to_dict()))["counts"] == {"by class": {"a": {"n": 2}}}

@@ -39,9 +39,8 @@ def read_image(path: str | os.PathLike, mode: str = "RGB") -> np.ndarray:
     Raises
     ------
     ImageReadError
-        If the file is missing, empty, truncated or not an image. Pillow is
-        told not to accept truncated files, so a cut-off BMP fails here instead
-        of silently yielding a partly black cell.
+        If the file is missing, empty, truncated (rather than a partly black
+        cell) or not an image.
     """
     path = Path(path)
     try:
@@ -70,50 +69,41 @@ def write_image(path: str | os.PathLike, array: np.ndarray) -> None:
         raise
 
 
-def write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write a text file atomically: a temporary file beside it, then renamed.
+def write_text(path: str | os.PathLike, text: str, exclusive: bool = False) -> Path:
+    """Write ``text`` as is to ``path`` atomically (a temporary file beside it, then renamed); return ``path``.
 
-    Parameters
-    ----------
-    path
-        File to write (replaced if present); its folder is created if missing.
-    text
-        Content, written as is (no newline translation).
-
-    Returns
-    -------
-    pathlib.Path
-        ``path``.
+    The folder is created if missing. An existing file is replaced, unless
+    ``exclusive``: then a ``FileExistsError`` leaves it (even one that appears
+    meanwhile) untouched.
     """
     path = Path(path)
+    if exclusive and path.exists():
+        raise FileExistsError(f"{path} already exists; it is never overwritten (choose a new name)")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w", newline="") as handle:
             handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
+        if not exclusive:
+            os.replace(tmp, path)
+            return path
+        try:
+            os.link(tmp, path)  # atomic, and never replaces: fails if path appeared meanwhile
+        except FileExistsError:
+            raise FileExistsError(f"{path} already exists; it is never overwritten (choose a new name)") from None
+        except OSError:  # a file system without hard links
+            if path.exists():
+                raise FileExistsError(f"{path} already exists; it is never overwritten") from None
+            os.replace(tmp, path)
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 
 def csv_text(header: Sequence[Any], rows: Iterable[Sequence[Any]]) -> str:
-    """A CSV table as text: the header row, then the rows, one line each.
+    """A CSV table as text, the header then one line per row, each ending in a bare line feed.
 
-    Parameters
-    ----------
-    header
-        Column names.
-    rows
-        One sequence of values per row (written with ``str``, quoted by
-        :mod:`csv` where needed).
-
-    Returns
-    -------
-    str
-        The table, every line ending in a bare line feed (not the carriage
-        return and line feed that :func:`csv.writer` writes by default).
+    Values are written with ``str`` and quoted by :mod:`csv` where needed.
     """
     buffer = StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -142,9 +132,8 @@ def _json_default(value: Any) -> Any:
 def atomic_directory(final: str | os.PathLike) -> Iterator[Path]:
     """Build a directory under a temporary name and move it into place at the end.
 
-    If the body raises, the temporary directory is removed and ``final`` is
-    left as it was. If another process finished the same directory first, its
-    copy is kept and ours discarded (both are built from the same inputs).
+    If the body raises, the temporary directory is removed and ``final`` left
+    as it was; if another process finished ``final`` first, its copy is kept.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -188,8 +177,7 @@ def cached_generation(folder: str | os.PathLike, root_name: str, record: dict[st
     ------
     ValueError
         If the cached copy was made from another record (the folder name does
-        not include the whole spec, so this is refused rather than silently
-        returning data of the wrong size).
+        not include the whole spec: data of the wrong size is refused).
     FileExistsError
         If ``folder`` exists without ``root_name`` in it.
     """

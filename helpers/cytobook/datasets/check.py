@@ -1,21 +1,21 @@
-"""What a data-set check returns: the problems found and what was counted.
+"""What a data-set check returns, and the pieces every data set's loader and check share.
 
-Every data set's check (C-NMC 2019 here; DLMI, HEp-2 and Raabin later) scans
-its official tree, collects *all* problems instead of stopping at the first,
-optionally decodes every image, and hands back one :class:`CheckReport`. The
-report prints as text for people (``cytobook data check``) and converts to
-plain JSON for machines (``--json``), so the pieces here know nothing about any
-particular data set.
+A check scans a data set's official tree, collects *all* problems instead of
+stopping at the first, optionally decodes every image, and hands back one
+:class:`CheckReport`, which prints as text (``cytobook data check``) or
+converts to plain JSON (``--json``). Nothing here knows any particular data set.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,15 +29,7 @@ UNLABELLED = "unlabelled"
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with a data set copy.
-
-    Attributes
-    ----------
-    path
-        The file or folder concerned (absolute, as a string).
-    message
-        What was expected there and what was found instead.
-    """
+    """One thing wrong with a data set copy: the file or folder (absolute) and what was expected there."""
 
     path: str
     message: str
@@ -57,12 +49,10 @@ class CheckReport:
     root
         The folder that was checked.
     problems
-        Everything found wrong, in the order found. Empty means the copy is
-        usable.
+        Everything found wrong, in the order found; empty means the copy is usable.
     counts
-        Named tables of image counts, e.g. ``"images by split × class"``;
-        each a :class:`pandas.DataFrame` (rows × columns of integers) or a
-        plain ``{row: {column: count}}`` dict.
+        Named tables of counts, e.g. ``"images by split × class"``: each a
+        :class:`pandas.DataFrame` or a ``{row: {column: value}}`` dict.
     """
 
     dataset: str
@@ -75,16 +65,24 @@ class CheckReport:
         """True when no problem was found."""
         return not self.problems
 
-    def add(self, path: str | os.PathLike, message: str) -> None:
-        """Record a problem with ``path``."""
-        self.problems.append(Problem(str(path), message))
+    def decode(self, paths: Iterable[str | os.PathLike], workers: int = 8) -> None:
+        """Decode every image fully: a :class:`Problem` per unreadable one, readable ones counted by size.
+
+        Reading releases the GIL, so threads overlap disk waits: on files not
+        yet cached, 8 threads checked 450×450 BMPs about twice as fast as 1.
+        """
+        sizes: Counter[str] = Counter()
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            for path, size, error in pool.map(_decode_one, [str(path) for path in paths], chunksize=32):
+                if error is not None:
+                    self.problems.append(Problem(path, error))
+                else:
+                    sizes[size] += 1
+        by_size = {size: {"images": n} for size, n in sorted(sizes.items())}
+        self.counts["readable images by size (height×width)"] = by_size
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain, JSON-serialisable form (for ``--json``).
-
-        Count tables become ``{row: {column: count}}`` with string keys, so the
-        output does not depend on pandas.
-        """
+        """Plain, JSON-serialisable form (count tables as ``{row: {column: count}}`` with string keys)."""
         return {
             "dataset": self.dataset,
             "root": self.root,
@@ -100,13 +98,10 @@ class CheckReport:
         lines = [f"{self.dataset} data set check: {self.root}", f"Result: {verdict}"]
         for name, table in self.counts.items():
             lines += ["", f"{name[:1].upper()}{name[1:]}:"]
-            frame = (
-                table if isinstance(table, pd.DataFrame) else pd.DataFrame.from_dict(table, orient="index")
-            )
+            frame = table if isinstance(table, pd.DataFrame) else pd.DataFrame.from_dict(table, orient="index")
             lines.append(frame.to_string() if not frame.empty else "  (none)")
         if self.problems:
-            lines += ["", "Problems:"]
-            lines += [str(problem) for problem in self.problems]
+            lines += ["", "Problems:", *map(str, self.problems)]
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -114,30 +109,13 @@ class CheckReport:
 
 
 def class_counts(
-    table: pd.DataFrame,
-    by: str,
-    label: str = "label_name",
-    order: Iterable | None = None,
+    table: pd.DataFrame, by: str, label: str = "label_name", order: Iterable | None = None
 ) -> pd.DataFrame:
-    """Count images per value of ``by`` and per class, with totals.
+    """Integer counts of images per value of ``by`` (rows) and per class (columns), with totals.
 
-    Parameters
-    ----------
-    table
-        One row per image.
-    by
-        Column giving the table's rows (split, subject, fold...). Images whose
-        ``by`` is missing are left out (e.g. test images have no fold).
-    label
-        Column giving the table's columns; missing labels count as
-        ``"unlabelled"``.
-    order
-        Row order; by default the order of first appearance in ``table``.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Integer counts with a ``total`` column and a ``total`` row.
+    Rows whose ``by`` is missing are left out (test images have no fold);
+    missing labels count as :data:`UNLABELLED`. Rows follow ``order``, by
+    default their first appearance in ``table``.
     """
     rows = table[table[by].notna()]
     if rows.empty:
@@ -146,52 +124,13 @@ def class_counts(
     counts = pd.crosstab(rows[by].astype(object), labels)
     # crosstab sorts; first appearance keeps e.g. train before the test sets.
     row_order = list(order) if order is not None else list(pd.unique(rows[by].astype(object)))
-    col_order = list(pd.unique(labels))
-    counts = counts.reindex(
-        index=[r for r in row_order if r in counts.index], columns=col_order, fill_value=0
-    )
+    row_order = [r for r in row_order if r in counts.index]
+    counts = counts.reindex(index=row_order, columns=list(pd.unique(labels)), fill_value=0)
     counts["total"] = counts.sum(axis=1)
     counts.loc["total"] = counts.sum(axis=0)
     counts.index.name = by
     counts.columns.name = None
     return counts.astype(int)
-
-
-def check_images(
-    paths: Iterable[str | os.PathLike], workers: int = 8
-) -> tuple[list[Problem], dict[str, int]]:
-    """Decode every image fully and report those that cannot be read.
-
-    Parameters
-    ----------
-    paths
-        Image files to read with :func:`cytobook.io.read_image`.
-    workers
-        Threads used. Reading files releases the GIL, so threads overlap disk
-        waits: on files not yet in the page cache, 8 threads checked 450×450
-        BMPs about twice as fast as 1 (2-core machine); on cached files the
-        decoding itself is GIL-bound and threads neither help nor cost much.
-
-    Returns
-    -------
-    problems
-        One :class:`Problem` per unreadable, truncated or non-image file, in
-        the order of ``paths``.
-    sizes
-        Number of readable images per size, keyed ``"<height>×<width>"``.
-    """
-    paths = [str(path) for path in paths]
-    problems: list[Problem] = []
-    sizes: Counter[str] = Counter()
-    if not paths:
-        return problems, {}
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for path, size, error in pool.map(_decode_one, paths, chunksize=32):
-            if error is not None:
-                problems.append(Problem(path, error))
-            else:
-                sizes[size] += 1
-    return problems, dict(sorted(sizes.items()))
 
 
 def _decode_one(path: str) -> tuple[str, str | None, str | None]:
@@ -227,15 +166,9 @@ def _plain(value: Any) -> Any:
 
 
 class ProblemCollector:
-    """Raise at the first layout problem (loading) or collect them all (checking).
+    """Raise ``error_type`` (a ``ValueError`` subclass) at the first problem when ``strict`` (loading), else collect.
 
-    Parameters
-    ----------
-    strict
-        Raise ``error_type`` at the first problem instead of collecting.
-    error_type
-        The data set's layout error, a ``ValueError`` subclass; the raised
-        error carries the :class:`Problem` as its ``problem`` attribute.
+    The raised error carries the :class:`Problem` as its ``problem`` attribute.
     """
 
     def __init__(self, strict: bool, error_type: type[ValueError]) -> None:
@@ -250,3 +183,37 @@ class ProblemCollector:
             error.problem = problem
             raise error
         self.items.append(problem)
+
+
+def visible(folder: Path) -> list[os.DirEntry]:
+    """Entries of ``folder`` by name, hidden ones (.DS_Store, ._* from macOS copies) left out."""
+    with os.scandir(folder) as entries:
+        return sorted((e for e in entries if not e.name.startswith(".")), key=lambda e: e.name)
+
+
+def read_csv_table(
+    csv: Path, columns: Sequence[str], problems: ProblemCollector, note: str = ""
+) -> pd.DataFrame | None:
+    """A data set's CSV as text, with stripped column names; ``None`` (problem reported) if unreadable
+    or missing one of ``columns`` (``note`` follows the expected columns in that message).
+
+    A leading unnamed index column (a ``,ID,...`` header) is dropped.
+    """
+    try:
+        # utf-8-sig: a CSV re-saved by Excel starts with a byte-order mark that would hide the first name.
+        table = pd.read_csv(csv, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        problems.add(csv, f"cannot be read as a CSV ({error}); expected columns {', '.join(columns)}")
+        return None
+    table.columns = [str(column).strip() for column in table.columns]
+    if len(table.columns) and re.fullmatch(r"(Unnamed: 0)?", table.columns[0]):
+        table = table.iloc[:, 1:]
+    missing = [column for column in columns if column not in table.columns]
+    if missing:
+        problems.add(
+            csv,
+            f"missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}; expected columns "
+            f"{', '.join(columns)}{note}, found {', '.join(table.columns) or 'none'}",
+        )
+        return None
+    return table

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .check import CheckReport, Problem, ProblemCollector, check_images, class_counts
+from .check import CheckReport, Problem, ProblemCollector, class_counts, read_csv_table, visible
 
 DATASET_NAME = "C-NMC 2019"
 #: Name of the folder the release unpacks to.
@@ -57,11 +57,7 @@ _NUMBERED_RE = re.compile(r"(\d+)\.bmp")
 
 
 class CnmcLayoutError(ValueError):
-    """A C-NMC copy that does not follow the official layout.
-
-    The message starts with the offending path; :attr:`problem` holds the same
-    information as a :class:`~cytobook.datasets.check.Problem`.
-    """
+    """A C-NMC copy that does not follow the official layout; the message starts with the offending path."""
 
     problem: Problem | None = None
 
@@ -70,17 +66,9 @@ class CnmcLayoutError(ValueError):
 class CnmcName:
     """What a C-NMC training file name says about its cell.
 
-    Attributes
-    ----------
-    subject
-        Subject identifier, normalised: ``"57"`` for an ALL patient, ``"H3"``
-        for a healthy donor (also when the file writes ``h3``).
-    image
-        Number of the microscope image the cell was cut from.
-    cell
-        Number of the cell within that image.
-    label
-        1 for ALL (``_all``), 0 for HEM (``_hem``).
+    ``subject`` is ``"57"`` for an ALL patient, ``"H3"`` for a healthy donor
+    (also when the file writes ``h3``); ``image`` the microscope image the cell
+    was cut from, ``cell`` its number within it; ``label`` 1 for ALL, 0 for HEM.
     """
 
     subject: str
@@ -95,17 +83,7 @@ class CnmcName:
 
 
 def parse_cnmc_name(name: str) -> CnmcName:
-    """Parse a C-NMC training file name such as ``UID_H6_14_1_hem.bmp``.
-
-    Parameters
-    ----------
-    name
-        File name (a path is accepted; only its last part is used).
-
-    Returns
-    -------
-    CnmcName
-        Subject (``H`` prefix upper-cased), image, cell and label.
+    """Parse a C-NMC training file name such as ``UID_H6_14_1_hem.bmp`` (a path's last part).
 
     Raises
     ------
@@ -152,17 +130,16 @@ def load_cnmc(root: str | os.PathLike) -> pd.DataFrame:
     -------
     pandas.DataFrame
         One row per image, columns :data:`COLUMNS`: ``path`` (absolute),
-        ``label`` (Int64, 1 = ALL, 0 = HEM, <NA> in the final test),
-        ``label_name`` (``"ALL"``/``"HEM"``), ``subject``, ``image``, ``cell``
-        (Int64), ``fold`` (Int64, <NA> outside training) and ``split``
-        (``"train"``, ``"prelim_test"`` or ``"final_test"``). Rows are ordered
+        ``label`` (1 = ALL, 0 = HEM, <NA> in the final test), ``label_name``,
+        ``subject``, ``image``, ``cell``, ``fold`` (<NA> outside training) and
+        ``split`` (``"train"``, ``"prelim_test"`` or ``"final_test"``), ordered
         by split, fold, class, subject, image and cell; test images by number.
 
     Raises
     ------
     CnmcLayoutError
-        At the first departure from the layout; the message names the path
-        and what was expected there. :func:`check_cnmc` lists all of them.
+        At the first departure from the layout, naming the path and what was
+        expected there; :func:`check_cnmc` lists all of them.
     """
     _, table = _scan(root, ProblemCollector(strict=True, error_type=CnmcLayoutError))
     return table
@@ -176,10 +153,8 @@ def check_cnmc(root: str | os.PathLike, decode: bool = True, workers: int = 8) -
     root
         As for :func:`load_cnmc`.
     decode
-        Also read every image with :func:`cytobook.io.read_image`, to catch
-        truncated, corrupt or non-image files. Slower: about 1 ms per cached
-        450×450 BMP and 2 ms per uncached one were measured, so roughly 15-30 s
-        for the 15,000 images of the full release.
+        Also decode every image, to catch truncated, corrupt or non-image
+        files: 1-2 ms per 450×450 BMP, 15-30 s for the full release.
     workers
         Threads used to decode.
 
@@ -187,8 +162,8 @@ def check_cnmc(root: str | os.PathLike, decode: bool = True, workers: int = 8) -
     -------
     CheckReport
         Problems (everything :func:`load_cnmc` would stop at, plus unreadable
-        images) and counts by split × class, fold × class, subject × class and,
-        when decoding, by image size.
+        images) and counts by split, fold and subject × class and, when
+        decoding, by image size.
     """
     problems = ProblemCollector(strict=False, error_type=CnmcLayoutError)
     tree, table = _scan(root, problems)
@@ -198,11 +173,7 @@ def check_cnmc(root: str | os.PathLike, decode: bool = True, workers: int = 8) -
     subjects = sorted(table["subject"].dropna().unique(), key=_subject_key)
     report.counts["images by subject × class"] = class_counts(table, "subject", order=subjects)
     if decode:
-        unreadable, sizes = check_images(table["path"], workers=workers)
-        report.problems.extend(unreadable)
-        report.counts["readable images by size (height×width)"] = {
-            size: {"images": n} for size, n in sizes.items()
-        }
+        report.decode(table["path"], workers)
     return report
 
 
@@ -228,23 +199,14 @@ def _find_tree(root: Path) -> Path:
     return root
 
 
-def _visible(folder: Path) -> list[os.DirEntry]:
-    """Entries of ``folder`` by name, hidden ones (.DS_Store, ._* from macOS copies) left out."""
-    with os.scandir(folder) as entries:
-        return sorted((e for e in entries if not e.name.startswith(".")), key=lambda e: e.name)
-
-
 def _scan_training(tree: Path, problems: ProblemCollector) -> list[dict]:
     training = tree / "training_data"
     if not training.is_dir():
-        problems.add(
-            training,
-            f"missing; expected training_data/fold_<n>/{{all,hem}}/ in the {TREE_NAME} folder "
-            "(give that folder or its parent)",
-        )
+        problems.add(training, f"missing; expected training_data/fold_<n>/{{all,hem}}/ in the {TREE_NAME} folder "
+                     "(give that folder or its parent)")
         return []
     folds: list[tuple[int, Path]] = []
-    for entry in _visible(training):
+    for entry in visible(training):
         if entry.is_dir() and entry.name.startswith("fold_"):
             match = re.fullmatch(r"fold_(\d+)", entry.name)
             if match is None:
@@ -261,15 +223,11 @@ def _scan_training(tree: Path, problems: ProblemCollector) -> list[dict]:
         for class_dir, label in CLASS_DIRS.items():
             class_folder = folder / class_dir
             if not class_folder.is_dir():
-                problems.add(
-                    class_folder, "missing; expected every fold to hold both all/ and hem/ class folders"
-                )
+                problems.add(class_folder, "missing; expected every fold to hold both all/ and hem/ class folders")
                 continue
-            entries = _visible(class_folder)
+            entries = visible(class_folder)
             if not entries:
-                problems.add(
-                    class_folder, f"empty; expected UID_<subject>_<image>_<cell>_{class_dir}.bmp images"
-                )
+                problems.add(class_folder, f"empty; expected UID_<subject>_<image>_<cell>_{class_dir}.bmp images")
             found = []
             for entry in entries:
                 if not entry.is_file():
@@ -280,11 +238,8 @@ def _scan_training(tree: Path, problems: ProblemCollector) -> list[dict]:
                     problems.add(entry.path, parsed)
                     continue
                 if parsed.label != label:
-                    problems.add(
-                        entry.path,
-                        f"name says {parsed.label_name} but the file is in {class_dir}/; "
-                        f"expected names ending _{class_dir}.bmp there",
-                    )
+                    problems.add(entry.path, f"name says {parsed.label_name} but the file is in {class_dir}/; "
+                                 f"expected names ending _{class_dir}.bmp there")
                     continue
                 where.setdefault(parsed.subject, {}).setdefault(fold, entry.path)
                 found.append((parsed, entry.path))
@@ -296,10 +251,8 @@ def _scan_training(tree: Path, problems: ProblemCollector) -> list[dict]:
         if len(seen) > 1:
             later = sorted(seen)[1]
             listed = ", ".join(f"fold_{f} ({seen[f]})" for f in sorted(seen))
-            problems.add(
-                seen[later],
-                f"subject {subject} appears in {listed}; expected each subject in exactly one fold",
-            )
+            problems.add(seen[later],
+                         f"subject {subject} appears in {listed}; expected each subject in exactly one fold")
     return rows
 
 
@@ -309,31 +262,16 @@ def _scan_prelim(tree: Path, problems: ProblemCollector) -> list[dict]:
         return []  # a copy may leave the preliminary test out
     folder, csv = validation / PRELIM_DIR, validation / PRELIM_CSV
     if not folder.is_dir():
-        problems.add(
-            folder, f"missing; expected the preliminary-test images 1.bmp, 2.bmp ... beside {PRELIM_CSV}"
-        )
+        problems.add(folder, f"missing; expected the preliminary-test images 1.bmp, 2.bmp ... beside {PRELIM_CSV}")
     if not csv.is_file():
         problems.add(csv, f"missing; expected the label CSV ({','.join(CSV_COLUMNS)}) beside {PRELIM_DIR}/")
     if not folder.is_dir() or not csv.is_file():
         return []
-
-    try:
-        # utf-8-sig: a CSV re-saved by Excel starts with a byte-order mark that would hide Patient_ID.
-        labels = pd.read_csv(csv, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        problems.add(csv, f"cannot be read as a CSV ({error}); expected columns {', '.join(CSV_COLUMNS)}")
-        return []
-    labels.columns = [str(column).strip() for column in labels.columns]
-    missing = [column for column in CSV_COLUMNS if column not in labels.columns]
-    if missing:
-        problems.add(
-            csv,
-            f"missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}; "
-            f"expected columns {', '.join(CSV_COLUMNS)}, found {', '.join(labels.columns) or 'none'}",
-        )
+    labels = read_csv_table(csv, CSV_COLUMNS, problems)
+    if labels is None:
         return []
 
-    images = {entry.name: entry for entry in _visible(folder)}
+    images = {entry.name: entry for entry in visible(folder)}
     rows: list[dict] = []
     listed: dict[str, int] = {}  # new_names -> row number
     for number, (patient_id, new_name, label_text) in enumerate(
@@ -342,18 +280,13 @@ def _scan_prelim(tree: Path, problems: ProblemCollector) -> list[dict]:
         patient_id, new_name, label_text = patient_id.strip(), new_name.strip(), label_text.strip()
         at = f"row {number} (line {number + 1})"
         if new_name in listed:
-            problems.add(
-                csv,
-                f"{at}: new_names {new_name!r} already given in row {listed[new_name]}; "
-                "expected each image once",
-            )
+            problems.add(csv, f"{at}: new_names {new_name!r} already given in row {listed[new_name]}; "
+                         "expected each image once")
             continue
         listed[new_name] = number
         entry = images.get(new_name)
         if entry is None or not entry.is_file():
-            problems.add(
-                csv, f"{at}: new_names {new_name!r} names no file in {folder}; expected an existing image"
-            )
+            problems.add(csv, f"{at}: new_names {new_name!r} names no file in {folder}; expected an existing image")
             continue
         parsed = _parse(patient_id)
         if isinstance(parsed, str):
@@ -363,20 +296,15 @@ def _scan_prelim(tree: Path, problems: ProblemCollector) -> list[dict]:
             problems.add(csv, f"{at}: labels {label_text!r}; expected 1 (ALL) or 0 (HEM)")
             continue
         if int(label_text) != parsed.label:
-            problems.add(
-                csv,
-                f"{at}: labels {label_text} ({LABEL_NAMES[int(label_text)]}) disagrees with Patient_ID "
-                f"{patient_id!r} ({parsed.label_name}); expected them to agree",
-            )
+            problems.add(csv, f"{at}: labels {label_text} ({LABEL_NAMES[int(label_text)]}) disagrees with Patient_ID "
+                         f"{patient_id!r} ({parsed.label_name}); expected them to agree")
             continue
         rows.append(_row(entry.path, parsed, fold=None, split="prelim_test"))
 
     for name in sorted(images, key=_numbered_key):
         if name not in listed:
-            problems.add(
-                images[name].path,
-                f"no row in {PRELIM_CSV} names it (new_names); expected every image there to be labelled",
-            )
+            problems.add(images[name].path,
+                         f"no row in {PRELIM_CSV} names it (new_names); expected every image there to be labelled")
     # Order by image number, never by file name: a sorted listing puts 10.bmp before 2.bmp.
     rows.sort(key=lambda row: _numbered_key(os.path.basename(row["path"])))
     return rows
@@ -388,11 +316,9 @@ def _scan_final(tree: Path, problems: ProblemCollector) -> list[dict]:
         return []  # optional: unlabelled, not needed to reproduce the reports
     folder = testing / FINAL_DIR
     if not folder.is_dir():
-        problems.add(
-            folder, "missing; expected the final-test images 1.bmp, 2.bmp ... (or no testing_data/ at all)"
-        )
+        problems.add(folder, "missing; expected the final-test images 1.bmp, 2.bmp ... (or no testing_data/ at all)")
         return []
-    entries = _visible(folder)
+    entries = visible(folder)
     if not entries:
         problems.add(folder, "empty; expected the final-test images 1.bmp, 2.bmp ...")
     rows = []
@@ -420,18 +346,8 @@ def _row(path: str, name: CnmcName | None, fold: int | None, split: str) -> dict
 def _table(rows: Iterable[dict]) -> pd.DataFrame:
     table = pd.DataFrame(list(rows), columns=list(COLUMNS))
     # Nullable integers: the final test has no label, test sets have no fold.
-    return table.astype(
-        {
-            "path": "str",
-            "label": "Int64",
-            "label_name": "str",
-            "subject": "str",
-            "image": "Int64",
-            "cell": "Int64",
-            "fold": "Int64",
-            "split": "str",
-        }
-    )
+    integers = ("label", "image", "cell", "fold")
+    return table.astype({column: "Int64" if column in integers else "str" for column in COLUMNS})
 
 
 def _subject_key(subject: str) -> tuple[int, int, str]:
