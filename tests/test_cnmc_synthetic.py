@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -19,12 +20,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GroupKFold, StratifiedKFold, cross_val_score
 
-from cytobook.datasets import cnmc_synthetic
+from cytobook.datasets import REGISTRY, cnmc_synthetic, generated
 from cytobook.datasets.cnmc_synthetic import (
     GENERATOR_VERSION,
     ROOT_NAME,
     SubjectStyle,
-    cached_cnmc,
     draw_subject,
     generate_cnmc,
     render_cell,
@@ -325,24 +325,24 @@ def test_sharing_subjects_between_train_and_test_inflates_scores(demo_features):
 # --------------------------------------------------------------------------- #
 
 
-def test_cached_cnmc_generates_once_then_reuses(tmp_path, monkeypatch):
+def test_generated_cnmc_generates_once_then_reuses(tmp_path, monkeypatch):
     monkeypatch.setenv("CYTOBOOK_CACHE", str(tmp_path))
     monkeypatch.delenv(PROFILE_ENV, raising=False)
-    root = cached_cnmc("smoke", seed=2)
+    root = generated("cnmc", "smoke", seed=2)
     assert root == tmp_path / "cnmc" / f"smoke-seed2-v{GENERATOR_VERSION}" / ROOT_NAME
     assert (root / "training_data" / "fold_0" / "all").is_dir()
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("cached data was generated again")
 
-    monkeypatch.setattr(cnmc_synthetic, "generate_cnmc", must_not_run)
-    assert cached_cnmc(get_profile("smoke"), seed=2) == root
+    monkeypatch.setitem(REGISTRY, "cnmc", replace(REGISTRY["cnmc"], generator=must_not_run))
+    assert generated("cnmc", get_profile("smoke"), seed=2) == root
 
 
-def test_cached_cnmc_refuses_a_different_spec_under_the_same_name(tmp_path, monkeypatch):
+def test_generated_cnmc_refuses_a_different_spec_under_the_same_name(tmp_path, monkeypatch):
     monkeypatch.setenv("CYTOBOOK_CACHE", str(tmp_path))
     monkeypatch.delenv(PROFILE_ENV, raising=False)
-    cached_cnmc("smoke")
+    generated("cnmc", "smoke")
     bigger = get_profile("smoke", cnmc=CnmcSpec(image_size=64, subjects_per_fold=(1, 1), cells_per_subject=(2, 2)))
     with pytest.raises(ValueError, match="different spec"):
-        cached_cnmc(bigger)
+        generated("cnmc", bigger)

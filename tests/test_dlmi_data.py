@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 
 from cytobook import cli
-from cytobook.datasets import DATASETS, generated
+from cytobook.datasets import DATASETS, REGISTRY, generated
 from cytobook.datasets import dlmi_synthetic
 from cytobook.datasets.dlmi import (
     IMAGE_COLUMNS,
@@ -39,7 +39,6 @@ from cytobook.datasets.dlmi_synthetic import (
     GENERATOR_VERSION,
     ROOT_NAME,
     TEST_LABELS_NAME,
-    cached_dlmi,
     generate_dlmi,
     hidden_labels_path,
     load_test_labels,
@@ -513,11 +512,11 @@ def test_write_submission_refuses_bad_input(tmp_path, ids, predicted, match):
 TINY = DlmiSpec(train_patients=(2, 1), test_patients=1, images_per_patient=(1, 2), image_size=64)
 
 
-def test_cached_dlmi_generates_once_then_reuses(tmp_path, monkeypatch):
+def test_generated_dlmi_generates_once_then_reuses(tmp_path, monkeypatch):
     monkeypatch.setenv("CYTOBOOK_CACHE", str(tmp_path))
     monkeypatch.delenv(PROFILE_ENV, raising=False)
     profile = get_profile("smoke", dlmi=TINY)
-    root = cached_dlmi(profile, seed=2)
+    root = generated("dlmi", profile, seed=2)
     folder = tmp_path / "dlmi" / f"smoke-seed2-v{GENERATOR_VERSION}"
     assert root == folder / ROOT_NAME and (root / "clinical_annotation.csv").is_file()
     assert (folder / TEST_LABELS_NAME).is_file()
@@ -526,10 +525,10 @@ def test_cached_dlmi_generates_once_then_reuses(tmp_path, monkeypatch):
     def must_not_run(*args, **kwargs):
         raise AssertionError("cached data was generated again")
 
-    monkeypatch.setattr(dlmi_synthetic, "generate_dlmi", must_not_run)
-    assert cached_dlmi(profile, seed=2) == root
+    monkeypatch.setitem(REGISTRY, "dlmi", replace(REGISTRY["dlmi"], generator=must_not_run))
+    assert generated("dlmi", profile, seed=2) == root
     with pytest.raises(ValueError, match="different spec"):
-        cached_dlmi(get_profile("smoke", dlmi=replace(TINY, test_patients=2)), seed=2)
+        generated("dlmi", get_profile("smoke", dlmi=replace(TINY, test_patients=2)), seed=2)
 
 
 def test_registry_knows_dlmi(tmp_path, monkeypatch):

@@ -91,23 +91,23 @@ def test_dispatch_goes_through_the_registry(tmp_path, monkeypatch):
 
     def fake_generator(dest, spec, seed):
         calls.append(("generate", spec, seed))
+        (Path(dest) / "fake").mkdir(parents=True)
         return Path(dest) / "fake"
-
-    def fake_cached(profile, seed):
-        calls.append(("cached", profile.name, seed))
-        return tmp_path / "cached"
 
     def fake_check(root, decode=True):
         calls.append(("check", Path(root), decode))
         return "report"
 
-    entry = replace(base, name="fake", generator=fake_generator, cached=fake_cached, check=fake_check)
+    entry = replace(base, name="fake", root_name="fake", generator=fake_generator, check=fake_check)
     monkeypatch.setitem(REGISTRY, "fake", entry)
+    monkeypatch.setenv("CYTOBOOK_CACHE", str(tmp_path / "cache"))
     smoke = get_profile("smoke")
     assert generate("fake", tmp_path, smoke, 3) == tmp_path / "fake"
-    assert generated("fake", smoke, 5) == tmp_path / "cached"
+    cached = tmp_path / "cache" / "fake" / f"smoke-seed5-v{base.generator_version}" / "fake"
+    assert generated("fake", smoke, 5) == cached
+    assert generated("fake", smoke, 5) == cached  # from the cache: generated once
     assert check("fake", tmp_path, decode=False) == "report"
-    assert calls == [("generate", smoke.cnmc, 3), ("cached", "smoke", 5), ("check", tmp_path, False)]
+    assert calls == [("generate", smoke.cnmc, 3), ("generate", smoke.cnmc, 5), ("check", tmp_path, False)]
 
 
 def test_generated_uses_the_entrys_cache(tmp_path, monkeypatch):

@@ -31,36 +31,20 @@ def _resolve(profile: str | Profile) -> Profile:
     return get_profile(profile) if isinstance(profile, str) else profile
 
 
-def generated(name: str, profile: str | Profile = "demo", seed: int = 0) -> Path:
-    """Root of the generated copy of data set ``name`` for a profile and seed, made on first use.
+# Each function below raises a ValueError listing the known data sets for an unknown ``name``.
 
-    Raises
-    ------
-    ValueError
-        If ``name`` is not a known data set (the message lists them).
-    """
-    entry = dataset_entry(name)
-    return entry.cached(_resolve(profile), seed)
+
+def generated(name: str, profile: str | Profile = "demo", seed: int = 0) -> Path:
+    """Root of the generated copy of data set ``name`` for a profile and seed, made on first use."""
+    return dataset_entry(name).cached(_resolve(profile), seed)
 
 
 def generate(name: str, dest: str | Path, profile: str | Profile = "demo", seed: int = 0) -> Path:
-    """Write a generated copy of data set ``name`` under ``dest`` and return its root.
-
-    Raises
-    ------
-    ValueError
-        If ``name`` is not a known data set (the message lists them).
-    """
+    """Write a generated copy of data set ``name`` under ``dest`` and return its root."""
     entry = dataset_entry(name)
     return entry.generator(dest, entry.spec(_resolve(profile)), seed)
 
 
 def check(name: str, path: str | Path, decode: bool = True) -> CheckReport:
-    """Validate a copy of data set ``name``; returns a :class:`~.check.CheckReport`.
-
-    Raises
-    ------
-    ValueError
-        If ``name`` is not a known data set (the message lists them).
-    """
+    """Validate a copy of data set ``name``; returns a :class:`~.check.CheckReport`."""
     return dataset_entry(name).check(path, decode=decode)

@@ -1,8 +1,8 @@
 """A deterministic, seeded generator of look-alike C-NMC 2019 data in the official layout.
 
-The real C-NMC 2019 release (ALL lymphoblasts against normal "HEM" B cells) may
-not be redistributed, yet every notebook has to run without it. This module
-writes a tree that a loader cannot tell apart from the real one by its layout::
+The real release (ALL lymphoblasts against normal "HEM" B cells) may not be
+redistributed, yet every notebook has to run without it. This module writes a
+tree that a loader cannot tell apart from the real one by its layout::
 
     C-NMC_Leukemia/
       training_data/fold_{0,1,2}/{all,hem}/UID_<subject>_<image>_<cell>_<all|hem>.bmp
@@ -26,11 +26,10 @@ and whose images carry the kind of signal the reports rely on:
   shares subjects between training and test data therefore scores higher than
   a subject-level split, as on the real data.
 
-Everything is drawn from :class:`numpy.random.Generator` streams derived from
-the seed and the subject's identity, so the same seed and spec give
-byte-identical files (on one platform with the same NumPy and OpenCV: their
-SIMD code paths may round floats differently elsewhere), and one subject's
-cells do not change when another subject is added.
+Everything is drawn from streams derived from the seed and the subject's
+identity, so the same seed and spec give byte-identical files (with the same
+NumPy and OpenCV on one platform), and one subject's cells do not change when
+another subject is added.
 """
 
 from __future__ import annotations
@@ -44,8 +43,8 @@ from statistics import NormalDist
 import cv2
 import numpy as np
 
-from ..io import atomic_directory, cache_dir, cached_generation, csv_text, spec_record, write_image
-from ..profiles import CnmcSpec, Profile, get_profile
+from ..io import atomic_directory, csv_text, write_image
+from ..profiles import CnmcSpec
 from .drawing import AngleTable, local_grid, sigmoid, smooth_noise
 
 __all__ = [
@@ -53,14 +52,12 @@ __all__ = [
     "ROOT_NAME",
     "STRATIFIED_FIELDS",
     "SubjectStyle",
-    "cached_cnmc",
     "draw_subject",
     "generate_cnmc",
     "render_cell",
 ]
 
-#: Bump whenever the generated images or the layout change: it is part of the
-#: cache key, so old cached copies are not mistaken for current ones.
+#: Bump whenever the generated images or the layout change: it is part of the cache key.
 GENERATOR_VERSION = 2
 
 #: Name of the top folder of the release.
@@ -95,30 +92,23 @@ _DARK = np.array([44.0, 17.0, 72.0])
 class SubjectStyle:
     """What makes one subject's cells recognisable (drawn by :func:`draw_subject`).
 
-    Only ``blastness`` depends on the class; every other field is drawn from
-    the same distribution for ALL and HEM subjects, so none of them can be used
-    as a shortcut to the label, only to recognise the subject.
+    Only ``blastness`` depends on the class, so no other field is a shortcut to the label.
 
     Attributes
     ----------
     blastness
-        Latent blast-likeness of the subject's cells: positive values push the
-        morphology towards ALL (irregular outline, fine chromatin, nucleoli,
-        thin rim), negative towards HEM. Class means are +-0.55 with a spread
-        of 0.5, so the subject distributions overlap.
+        Latent blast-likeness: positive pushes the morphology towards ALL,
+        negative towards HEM; class means +-0.55, spread 0.5 (overlapping).
     brightness
-        Target mean intensity inside the cell (mean over pixels and channels,
-        0-255) before per-image jitter.
-    tint
-        Multiplicative factors on (R, G, B) of the stain palette.
-    saturation
-        Factor on the palette's distance from grey (1 = unchanged).
+        Target mean intensity inside the cell (0-255) before per-image jitter.
+    tint, saturation
+        Factors on the stain palette's (R, G, B) and on its distance from grey.
     blur
         Focus blur as a Gaussian sigma in units of the image side.
     noise
         Standard deviation of the pixel noise, in 0-255 grey levels.
     scale
-        Factor on the cell radius (1 = a cell covering about 19 % of the frame).
+        Factor on the cell radius (1: a cell covering about 19 % of the frame).
     """
 
     blastness: float
@@ -138,26 +128,12 @@ STRATIFIED_FIELDS = ("brightness", "scale", "blur", "noise")
 def draw_subject(
     rng: np.random.Generator, is_all: bool, quantiles: Mapping[str, float] | None = None
 ) -> SubjectStyle:
-    """Draw the style of one subject.
+    """Draw the style of one subject (ALL when ``is_all``, else HEM).
 
-    Parameters
-    ----------
-    rng
-        Source of randomness; the same number of values is drawn for both
-        classes and with or without ``quantiles``, so neither shifts the stream.
-    is_all
-        ``True`` for a leukaemia (ALL) subject, ``False`` for a healthy (HEM) one.
-    quantiles
-        Optional quantiles in (0, 1) for some of :data:`STRATIFIED_FIELDS`,
-        used instead of random ones. With only a handful of subjects per
-        class, independent draws often leave one class with, say, larger
-        cells by chance, and a model would learn that accident; the generator
-        therefore hands each class the same spread of quantiles.
-
-    Returns
-    -------
-    SubjectStyle
-        The subject's style; see its attributes for the distributions.
+    ``rng`` gives the same number of values for both classes, with or without
+    ``quantiles``: quantiles in (0, 1) for some of :data:`STRATIFIED_FIELDS`,
+    used instead of random ones, so that a handful of subjects per class
+    cannot differ in, say, cell size by chance (a model would learn that accident).
     """
     centre = 0.55 if is_all else -0.55
     blastness = float(rng.normal(centre, 0.5))
@@ -191,34 +167,16 @@ _OUTLINE = AngleTable(720)
 
 
 def render_cell(rng: np.random.Generator, is_all: bool, subject: SubjectStyle, size: int) -> np.ndarray:
-    """Draw one segmented cell on a black square, like a C-NMC image.
+    """Draw one segmented cell on a black ``(size, size, 3)`` ``uint8`` square, like a C-NMC image.
 
-    The cell is built in polar coordinates around a (slightly off-centre)
-    point: a nucleus outline made of random harmonics, an optional cleft, and a
-    thin, partly visible cytoplasm rim around it. Chromatin texture, nucleoli
-    and shading are blurred-noise fields mixed according to the cell's
-    blast-likeness; the subject's tint, focus blur and noise are applied, and
-    the mean brightness inside the cell is finally set to the subject's level
-    plus a per-image jitter, independent of the class.
-
-    Parameters
-    ----------
-    rng
-        Source of randomness for this cell.
-    is_all
-        Class of the cell; it shifts the cell's blast-likeness a little on top
-        of the subject's (most of the class signal comes from the subject).
-    subject
-        Style of the cell's subject, from :func:`draw_subject`.
-    size
-        Side of the square image in pixels; every length is proportional to it.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``uint8`` array of shape ``(size, size, 3)``. Pixels outside the cell
-        are exactly 0 and pixels inside are at least 1 in every channel, so
-        ``image.max(axis=2) > 0`` is the cell mask.
+    In polar coordinates around a slightly off-centre point: a nucleus outline
+    of random harmonics, an optional cleft and a thin, partly visible
+    cytoplasm rim; chromatin, nucleoli and shading are blurred-noise fields
+    mixed by the cell's blast-likeness (the subject's, shifted a little by
+    ``is_all``); the subject's tint, blur and noise follow, and the brightness
+    inside the cell is set to the subject's level plus a per-image jitter.
+    Pixels outside the cell are exactly 0, those inside at least 1, so
+    ``image.max(axis=2) > 0`` is the cell mask.
     """
     s = float(size)
 
@@ -369,13 +327,7 @@ class _Subject:
 
 
 def _plan_subjects(spec: CnmcSpec, seed: int) -> list[_Subject]:
-    """Assign subject numbers to folds and test sets.
-
-    Training subjects are numbered first, then the preliminary and final test
-    subjects continue the numbering, so test subjects never occur in training.
-    Which training numbers go to which fold is shuffled, as in the release
-    (fold 0 is not simply subjects 1-16).
-    """
+    """Subject numbers of the folds (shuffled over them, as in the release), then of the test sets."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, _STREAM_LAYOUT]))
     n_all, n_hem = spec.subjects_per_fold
     subjects: list[_Subject] = []
@@ -394,12 +346,7 @@ def _plan_subjects(spec: CnmcSpec, seed: int) -> list[_Subject]:
 
 
 def _cell_ids(rng: np.random.Generator, count: int) -> list[tuple[int, int]]:
-    """``count`` (image, cell) number pairs as in the release's file names.
-
-    Several cells can come from one microscope image (cell numbers 1, 2, ...
-    within it) and image numbers have gaps, where an image yielded no usable
-    cell.
-    """
+    """``count`` (image, cell) number pairs as in the release's names: several cells per image, gaps between images."""
     ids: list[tuple[int, int]] = []
     image = int(rng.integers(1, 4))
     while len(ids) < count:
@@ -419,11 +366,9 @@ def _subject_rng(seed: int, subject: _Subject) -> np.random.Generator:
 def _stratified_quantiles(subjects: list[_Subject], seed: int) -> dict[_Subject, dict[str, float]]:
     """Quantiles of the class-independent subject fields, balanced between classes.
 
-    Within every group of subjects (each training fold, the preliminary and
-    the final test set) and each class, the ``n`` subjects get the midpoints
-    ``(k + 0.5) / n`` of ``n`` equal strata, in a random order per field. Both
-    classes of a group thus span the same range of brightness, cell size,
-    blur and noise, and no such field separates them by accident.
+    Within each group (fold or test set) and class, the ``n`` subjects get the
+    midpoints ``(k + 0.5) / n`` of ``n`` strata in a random order per field, so
+    both classes span the same range of brightness, cell size, blur and noise.
     """
     rng = np.random.default_rng(np.random.SeedSequence([seed, _STREAM_LAYOUT, 2]))
     groups: dict[tuple[str, int | None, bool], list[_Subject]] = {}
@@ -450,21 +395,14 @@ def _check_spec(spec: CnmcSpec) -> None:
 
 
 def generate_cnmc(dest: str | Path, spec: CnmcSpec, seed: int = 0) -> Path:
-    """Write a generated C-NMC 2019 tree to ``dest/C-NMC_Leukemia``.
+    """Write a generated C-NMC 2019 tree to ``dest/C-NMC_Leukemia`` and return that folder.
 
-    Parameters
-    ----------
-    dest
-        Folder that receives ``C-NMC_Leukemia``; created if missing.
-    spec
-        Image size and subject/cell counts (see :class:`~cytobook.profiles.CnmcSpec`).
-    seed
-        Non-negative seed; the same seed and spec give byte-identical files.
-
-    Returns
-    -------
-    pathlib.Path
-        The ``C-NMC_Leukemia`` folder.
+    ``spec`` (:class:`~cytobook.profiles.CnmcSpec`) sets the image size and
+    the subject and cell counts; the same non-negative ``seed`` and spec give
+    byte-identical files. The tree is built under a temporary name, so an
+    interrupted run leaves nothing. Training ALL subjects are ``1..3a``, HEM
+    subjects ``H1..H3h`` (shuffled over the folds), and the test sets continue
+    both numberings; a few files of one HEM subject write ``h``, as in the release.
 
     Raises
     ------
@@ -472,15 +410,6 @@ def generate_cnmc(dest: str | Path, spec: CnmcSpec, seed: int = 0) -> Path:
         If ``dest/C-NMC_Leukemia`` already exists (it is never overwritten).
     ValueError
         If the spec or the seed is invalid.
-
-    Notes
-    -----
-    The tree is built under a temporary name beside its final place and
-    renamed at the end, so an interrupted run leaves nothing behind.
-    Subject numbers: training ALL subjects are ``1..3a`` and HEM subjects
-    ``H1..H3h`` (shuffled over the folds); the preliminary and final test sets
-    continue both numberings. A few files of one training HEM subject spell
-    the prefix with a lowercase ``h`` as in the real release.
     """
     _check_spec(spec)
     if seed < 0:
@@ -497,11 +426,9 @@ def generate_cnmc(dest: str | Path, spec: CnmcSpec, seed: int = 0) -> Path:
     # so loaders have to normalise the prefix to group its cells.
     lowercase = next(s for s in subjects if s.split == "train" and not s.is_all and s.fold == 2)
 
-    # First the cheap part: each subject's style, cell count and file names.
-    # The test sets hide the subject behind a running number shuffled over
-    # all their cells, which must be known before any image is drawn so that
-    # each image is written as soon as it is drawn (a full-size test set would
-    # not fit in memory).
+    # First each subject's style, cell count and file names, and the test
+    # sets' shuffled running numbers, so that each image can be written as
+    # soon as it is drawn (a full-size test set would not fit in memory).
     plans = []
     pooled: dict[str, list[tuple[int, int]]] = {"prelim": [], "final": []}  # (plan, cell) indices
     for subject in subjects:
@@ -546,35 +473,4 @@ def generate_cnmc(dest: str | Path, spec: CnmcSpec, seed: int = 0) -> Path:
         rows.sort(key=lambda row: int(row[1].split(".")[0]))
         (root / "validation_data" / PRELIM_LABELS).write_text(csv_text(["Patient_ID", "new_names", "labels"], rows))
     return final
-
-
-def cached_cnmc(profile: str | Profile, seed: int = 0) -> Path:
-    """Return the generated C-NMC tree of a profile, generating it on first use.
-
-    Parameters
-    ----------
-    profile
-        Profile or profile name (resolved by :func:`~cytobook.profiles.get_profile`,
-        so ``$CYTOBOOK_PROFILE`` wins over a name); its ``cnmc`` spec sets the size.
-    seed
-        Generator seed.
-
-    Returns
-    -------
-    pathlib.Path
-        ``cache_dir() / "cnmc" / f"{name}-seed{seed}-v{GENERATOR_VERSION}" / "C-NMC_Leukemia"``.
-
-    Raises
-    ------
-    ValueError
-        If the cached copy was generated from a different spec under the same
-        profile name (e.g. a profile with overridden fields): the cache key
-        does not include the spec, so this is refused rather than silently
-        returning data of the wrong size.
-    """
-    if isinstance(profile, str):
-        profile = get_profile(profile)
-    folder = cache_dir() / "cnmc" / f"{profile.name}-seed{seed}-v{GENERATOR_VERSION}"
-    record = spec_record(profile.cnmc, seed, GENERATOR_VERSION)
-    return cached_generation(folder, ROOT_NAME, record, lambda tmp: generate_cnmc(tmp, profile.cnmc, seed))
 

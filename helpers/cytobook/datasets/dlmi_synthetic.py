@@ -1,10 +1,9 @@
 """A deterministic, seeded generator of look-alike DLMI 2023 lymphocytosis data in the challenge layout.
 
-The DLMI 2023 challenge data (blood smears and clinical attributes of patients
-with a lymphocytosis, malignant or reactive) may not be redistributed, yet the
-report-4 notebooks have to run without it. This module writes a tree that
-:func:`cytobook.datasets.dlmi.load_dlmi` cannot tell apart from the real one by
-its layout::
+The challenge data (blood smears and clinical attributes of patients with a
+malignant or reactive lymphocytosis) may not be redistributed, yet the report-4
+notebooks have to run without it. This module writes a tree that
+:func:`cytobook.datasets.dlmi.load_dlmi` cannot tell apart from the real one::
 
     dlmi/
       clinical_annotation.csv          ,ID,LABEL,GENDER,DOB,LYMPH_COUNT  (unnamed index column)
@@ -14,63 +13,46 @@ its layout::
       testset/P<id>/000000.jpg ...
     dlmi_test_labels.csv               ID,LABEL: the test patients' true classes
 
-with every quirk of the real CSV: the unnamed index column, dates of birth in
-two formats within one column (``M/D/YYYY`` unpadded, ``11/3/1933``, and
-``DD-MM-YYYY``, ``27-08-1951``), one ``GENDER`` written as a lowercase ``f``,
-``LABEL`` -1 for every test patient, a float ``LYMPH_COUNT`` and patient numbers
-``P0 ... P<n-1>`` shuffled between the training and the test set and over the
-rows. The true classes of the test patients are written *beside* the tree, in
-:data:`TEST_LABELS_NAME`, never inside it, so that notebooks can score their
-predictions honestly on generated data and a loader of the tree never sees them.
+with every quirk of the real CSV (the unnamed index column, dates of birth in
+two formats, one ``GENDER`` written ``f``, ``LABEL`` -1 for test patients, a
+float ``LYMPH_COUNT``, ``P`` numbers shuffled over both sets and the rows). The
+test patients' true classes go *beside* the tree, in :data:`TEST_LABELS_NAME`,
+so notebooks can score honestly while a loader of the tree never sees them.
 
-Every image is a 224×224 JPEG of a stained peripheral blood smear: a
-pinkish-beige background (greyish-lilac for some patients), pale red blood
-cells with a lighter centre, partly in view, now and then a platelet, and one
-lymphocyte near the centre, drawn as optical densities (overlaps darken as in
-a real smear). The classes differ as follows.
+Every image is a 224×224 JPEG of a stained smear, drawn as optical densities:
+a pinkish-beige (or greyish-lilac) background, pale red cells with a lighter
+centre, now and then a platelet, and one lymphocyte near the centre. The
+classes differ as follows.
 
 * **Malignant (LABEL 1, CLL-like).** Tumoral cells are small mature
-  lymphocytes: a small round regular nucleus of coarse, clumped chromatin
-  ("soccer ball") and a scant, pale cytoplasm rim (high nucleus/cytoplasm
-  ratio). A fraction of them are smudge cells: a ruptured, pale, irregular,
-  streaky nucleus and no cytoplasm.
-* **Reactive (LABEL 0).** Reactive cells are larger, with abundant, more
-  basophilic (bluer) cytoplasm darkening towards its scalloped edge, an often
-  eccentric, sometimes indented nucleus and finer chromatin.
-* **Overlap.** Every patient has a latent *tumoral-likeness* (mean +0.6 for
-  malignant and -0.6 for reactive patients, spread 0.6) that sets the
-  fractions of tumoral, normal and reactive cells in its bag: a typical
-  malignant patient has about 60 % tumoral cells, 30 % normal-looking and 8 %
-  reactive-looking ones, a typical reactive patient about 55 % reactive,
-  35 % normal and 8 % tumoral-looking ones; about one patient in six of
-  either class has a bag that leans the wrong way or not at all.
+  lymphocytes: a small round nucleus of coarse, clumped chromatin ("soccer
+  ball") and a scant, pale cytoplasm rim; some are smudge cells (a ruptured,
+  pale, streaky nucleus and no cytoplasm).
+* **Reactive (LABEL 0).** Larger cells with abundant, bluer cytoplasm
+  darkening towards its scalloped edge, an often eccentric, sometimes
+  indented nucleus and finer chromatin.
+* **Overlap.** A latent *tumoral-likeness* per patient (mean +0.6 malignant,
+  -0.6 reactive, spread 0.6) sets its bag's mix: typically 60 % tumoral, 30 %
+  normal and 8 % reactive-looking cells for a malignant patient, 55 %
+  reactive, 35 % normal and 8 % tumoral-looking for a reactive one; about one
+  patient in six leans the wrong way or not at all.
 * **Clinical attributes.** ``LYMPH_COUNT`` (10⁹/L) is log-normal, median 30
-  for malignant against 8 for reactive patients, clipped to 2-295 and
-  overlapping; malignant patients are older (age about 71 ± 11 against
-  57 ± 17 years) and slightly more often male (60 % against 45 %).
-* **Complementary evidence.** Within each class a patient's count
-  typicality and morphology typicality are correlated at -0.5: a malignant
-  patient with a low count tends to have clearly abnormal cells, a reactive
-  patient with a high count clearly reactive ones. Neither the count alone
-  nor the morphology alone classifies every patient; together they do
-  better. On a full-size training set (113 + 50 patients, seed 0), a
-  cross-validated logistic regression reached a patient-level AUC of about
-  0.90 on the log count alone, 0.88 on two crude image measurements
-  averaged per patient (area of dark nuclear pixels, area of blue
-  cytoplasm) and 0.97 on the three together.
+  (malignant) against 8 (reactive), clipped to 2-295; malignant patients are
+  older (71 ± 11 against 57 ± 17 years) and more often male (60 % against 45 %).
+* **Complementary evidence.** Within each class, how typical a patient's
+  count and its morphology are correlate at -0.5, so neither alone
+  classifies every patient. On a full-size training set (113 + 50 patients,
+  seed 0) a cross-validated logistic regression reached a patient-level AUC
+  of about 0.90 on the log count, 0.88 on two crude image measurements
+  (areas of dark nuclear pixels and of blue cytoplasm) and 0.97 on all three.
 
-Nothing else depends on the class: bag sizes, stain colour, background,
-illumination, focus blur, noise, red-cell density and the overall cell scale
-are drawn per patient from the same distributions for both classes (they make
-a patient's images recognisable, not its class). Test patients are drawn from
-the same mixture as the training ones (see :func:`plan_patients`).
-
-Everything is drawn from :class:`numpy.random.Generator` streams derived from
-the seed and the patient's identity (split, class and rank within them), so
-the same seed and spec give byte-identical files (on one platform with the
-same NumPy, OpenCV and Pillow), and one patient's attributes and images do not
-change when another patient is added; only the ``P`` numbers, which are dealt
-out by a shuffle over all patients, move.
+Nothing else depends on the class: bag sizes, stain, background,
+illumination, blur, noise, red-cell density and cell scale make a patient's
+images recognisable, not its class. Test patients come from the same mixture.
+Everything is drawn from streams derived from the seed and the patient's
+split, class and rank, so the same seed and spec give byte-identical files
+(same NumPy, OpenCV and Pillow on one platform), and adding a patient moves
+only the shuffled ``P`` numbers.
 """
 
 from __future__ import annotations
@@ -85,8 +67,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from ..io import atomic_directory, cache_dir, cached_generation, csv_text, spec_record, write_text
-from ..profiles import DlmiSpec, Profile, get_profile
+from ..io import atomic_directory, csv_text, write_text
+from ..profiles import DlmiSpec
 from .dlmi import (
     CLINICAL_CSV,
     CSV_COLUMNS,
@@ -105,7 +87,6 @@ __all__ = [
     "TEST_LABELS_NAME",
     "PatientStyle",
     "PlannedPatient",
-    "cached_dlmi",
     "draw_patient",
     "generate_dlmi",
     "hidden_labels_path",
@@ -114,23 +95,16 @@ __all__ = [
     "render_image",
 ]
 
-#: Bump whenever the generated images or the layout change: it is part of the
-#: cache key, so old cached copies are not mistaken for current ones.
+#: Bump whenever the generated images or the layout change: it is part of the cache key.
 GENERATOR_VERSION = 1
 
-#: Name of the generated tree's top folder. The challenge gives no name of its
-#: own (its files unpack into whatever folder one chooses), so the short name
-#: of the data set is used; :func:`~cytobook.datasets.dlmi.load_dlmi` accepts
-#: this folder or its parent.
+#: Name of the generated tree's top folder (the challenge's files unpack into any folder).
 ROOT_NAME = TREE_NAME
 
-#: File written *beside* the tree (``dest/dlmi_test_labels.csv``) with the true
-#: classes of the test patients, columns ``ID,LABEL`` (1 malignant, 0 reactive).
-#: It is not part of the challenge layout, which hides them.
+#: File written *beside* the tree with the test patients' true classes, columns ``ID,LABEL``.
 TEST_LABELS_NAME = "dlmi_test_labels.csv"
 
-#: JPEG quality of the generated images (the challenge's files are JPEGs of
-#: similar quality).
+#: JPEG quality of the generated images (the challenge's are of similar quality).
 JPEG_QUALITY = 90
 
 # Stream identifiers mixed into the seed; fixed numbers (not hash()) so that the
@@ -166,39 +140,23 @@ class PatientStyle:
     Attributes
     ----------
     malignant
-        True class: ``True`` for a malignant (tumoral) lymphocytosis.
+        True class.
     tumoral
-        Latent tumoral-likeness of the patient's cells: positive pushes the bag
-        towards tumoral (CLL-like) cells, negative towards reactive ones.
-        Normal with mean +0.6 (malignant) or -0.6 (reactive) and spread 0.6.
-    p_tumoral, p_reactive
-        Probabilities that one of its cells is tumoral or reactive; the rest
-        look normal. Both follow from ``tumoral``.
-    p_smudge
-        Probability that a tumoral cell is a smudge cell (0.05-0.2).
-    lymph_count
-        Absolute lymphocyte count in 10⁹/L, rounded to 2 decimals.
-    age
-        Age in years at :data:`~cytobook.datasets.dlmi.REFERENCE_DATE`.
-    male
-        Sex (``GENDER`` ``M`` when true).
+        Latent tumoral-likeness of the cells (mean +0.6 malignant, -0.6 reactive, spread 0.6).
+    p_tumoral, p_reactive, p_smudge
+        Probabilities that a cell is tumoral or reactive (the rest look normal), and a tumoral one a smudge cell.
+    lymph_count, age, male
+        Count in 10⁹/L (2 decimals), age at :data:`~cytobook.datasets.dlmi.REFERENCE_DATE`, sex.
     n_images
         Bag size, uniform in the spec's ``images_per_patient``.
     background
         RGB of the empty smear (before illumination), 0-255.
-    stain
-        Multiplicative factors on the (R, G, B) optical densities of nucleus
-        and cytoplasm: the patient's staining.
-    rbc_stain
-        The same for the red blood cells.
+    stain, rbc_stain
+        Factors on the (R, G, B) optical densities of nucleus and cytoplasm, and of the red cells.
     rbc_per_image
-        Mean number of red blood cells whose centre falls in or near a frame.
-    blur
-        Focus blur, a Gaussian sigma in units of the image side.
-    noise
-        Standard deviation of the pixel noise in 0-255 grey levels.
-    scale
-        Factor on the lymphocyte's size (class-independent).
+        Mean number of red cells whose centre falls in or near a frame.
+    blur, noise, scale
+        Focus blur (sigma per image side), pixel noise (0-255) and the lymphocyte's size factor.
     """
 
     malignant: bool
@@ -224,20 +182,8 @@ def draw_patient(
 ) -> PatientStyle:
     """Draw the clinical attributes, cell mixture and imaging style of one patient.
 
-    Parameters
-    ----------
-    rng
-        The patient's own stream; the same number of values is drawn for both
-        classes.
-    malignant
-        ``True`` for a malignant, ``False`` for a reactive lymphocytosis.
-    images_per_patient
-        Inclusive range of the bag size.
-
-    Returns
-    -------
-    PatientStyle
-        See its attributes for the distributions.
+    ``rng`` is the patient's own stream (as many values drawn for both classes);
+    ``images_per_patient`` the inclusive range of the bag size.
     """
     sign = 1.0 if malignant else -1.0
     # How typical of its class the patient's count and morphology are, each
@@ -374,26 +320,11 @@ def _cell_kind(rng: np.random.Generator, style: PatientStyle) -> tuple[str, floa
 
 
 def render_image(rng: np.random.Generator, style: PatientStyle, size: int) -> np.ndarray:
-    """Draw one smear image centred on a lymphocyte, as in the DLMI 2023 data.
+    """Draw one ``(size, size, 3)`` ``uint8`` smear image centred on a lymphocyte, from the patient's stream.
 
-    Everything is drawn as optical density (OD) maps: red blood cells,
-    platelets, cytoplasm and nucleus, each multiplied by its colour's OD
-    vector; the image is the background times ``exp(-OD)``, then focus blur
-    and pixel noise. The lymphocyte hides what lies under it.
-
-    Parameters
-    ----------
-    rng
-        The patient's stream (advanced by one image).
-    style
-        The patient's attributes, from :func:`draw_patient`.
-    size
-        Side of the square image in pixels; every length scales with it.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``uint8`` RGB array of shape ``(size, size, 3)``.
+    Red cells, platelets, cytoplasm and nucleus are optical-density maps, each
+    times its colour's OD vector; the image is the background times
+    ``exp(-OD)``, then focus blur and pixel noise. The lymphocyte hides what lies under it.
     """
     s = float(size)
     kind, m = _cell_kind(rng, style)
@@ -514,17 +445,9 @@ def render_image(rng: np.random.Generator, style: PatientStyle, size: int) -> np
 class PlannedPatient:
     """One patient of a generated tree, before anything is drawn.
 
-    Attributes
-    ----------
-    patient_id
-        ``"P<number>"``; numbers ``0 ... n-1`` are dealt out by a shuffle.
-    split
-        ``"train"`` or ``"test"``.
-    malignant
-        True class (written as ``LABEL`` only for training patients).
-    rank
-        Position among the patients of the same split and class; with the
-        seed, split and class it keys the patient's random stream.
+    ``patient_id`` is ``"P<number>"`` (numbers ``0 ... n-1`` dealt out by a
+    shuffle), ``split`` ``"train"`` or ``"test"``; ``rank``, the position
+    among the patients of the same split and class, keys its random stream.
     """
 
     patient_id: str
@@ -551,22 +474,9 @@ def _test_malignant(spec: DlmiSpec) -> int:
 def plan_patients(spec: DlmiSpec, seed: int = 0) -> list[PlannedPatient]:
     """Patients of the tree :func:`generate_dlmi` writes, in ``clinical_annotation.csv`` row order.
 
-    The test patients come from the same mixture as the training ones: the
-    malignant share of the test set is the training share, rounded (at least
-    one patient of each class when there are two or more test patients).
-    ``P`` numbers and row order are shuffled, so test patients are interleaved
-    with training ones as in the real file.
-
-    Parameters
-    ----------
-    spec
-        Patient counts.
-    seed
-        Generator seed.
-
-    Returns
-    -------
-    list of PlannedPatient
+    The test set's malignant share is the training share, rounded (at least
+    one patient of each class from two test patients on); ``P`` numbers and
+    rows are shuffled, so test patients are interleaved with training ones.
     """
     _check_spec(spec)
     n_malignant, n_reactive = spec.train_patients
@@ -616,23 +526,14 @@ def _write_jpeg(path: Path, image: np.ndarray) -> None:
 
 
 def generate_dlmi(dest: str | Path, spec: DlmiSpec, seed: int = 0) -> Path:
-    """Write a generated DLMI 2023 tree to ``dest/dlmi`` and the test labels beside it.
+    """Write a generated DLMI 2023 tree to ``dest/dlmi``, the test labels beside it; return the tree.
 
-    Parameters
-    ----------
-    dest
-        Folder that receives ``dlmi/`` and :data:`TEST_LABELS_NAME`; created
-        if missing.
-    spec
-        Patient counts, bag sizes and image size (see
-        :class:`~cytobook.profiles.DlmiSpec`).
-    seed
-        Non-negative seed; the same seed and spec give byte-identical files.
-
-    Returns
-    -------
-    pathlib.Path
-        The ``dlmi`` folder.
+    ``spec`` (:class:`~cytobook.profiles.DlmiSpec`) sets the patient counts,
+    bag sizes and image size; the same non-negative ``seed`` and spec give
+    byte-identical files. The tree is built under a temporary name, so an
+    interrupted run leaves none. About half the dates of birth are written
+    ``M/D/YYYY``, half ``DD-MM-YYYY`` (both from two patients on), and the
+    first female patient's ``GENDER`` is ``f``.
 
     Raises
     ------
@@ -640,15 +541,6 @@ def generate_dlmi(dest: str | Path, spec: DlmiSpec, seed: int = 0) -> Path:
         If ``dest/dlmi`` already exists (it is never overwritten).
     ValueError
         If the spec or the seed is invalid.
-
-    Notes
-    -----
-    The tree is built under a temporary name beside its final place and
-    renamed at the end, so an interrupted run leaves no tree behind. Images
-    are named ``000000.jpg, 000001.jpg, ...`` within each patient's folder.
-    About half the dates of birth are written ``M/D/YYYY`` and half
-    ``DD-MM-YYYY`` (both always occur when there are two patients or more),
-    and the first female patient in row order is written ``f``.
     """
     _check_spec(spec)
     if seed < 0:
@@ -710,24 +602,12 @@ def hidden_labels_path(root: str | Path) -> Path:
 
 
 def load_test_labels(root: str | Path) -> pd.DataFrame:
-    """True classes of a generated tree's test patients.
-
-    Parameters
-    ----------
-    root
-        The generated ``dlmi`` folder.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``patient_id`` (str) and ``label`` (int, 1 malignant, 0
-        reactive), by patient number.
+    """True classes of the test patients of the generated tree ``root``: ``patient_id`` and ``label`` (1 malignant).
 
     Raises
     ------
     FileNotFoundError
-        If there is no :data:`TEST_LABELS_NAME` beside ``root`` (the real
-        data has none: its test labels are hidden).
+        If there is no :data:`TEST_LABELS_NAME` beside ``root`` (real data has none).
     ValueError
         If the file lacks the ``ID`` and ``LABEL`` columns.
     """
@@ -740,38 +620,5 @@ def load_test_labels(root: str | Path) -> pd.DataFrame:
     table = pd.read_csv(path, dtype=str, keep_default_na=False)
     if list(table.columns) != ["ID", "LABEL"]:
         raise ValueError(f"{path}: expected columns ID, LABEL, found {', '.join(map(str, table.columns))}")
-    return pd.DataFrame(
-        {"patient_id": table["ID"].astype("str"), "label": table["LABEL"].astype(int).astype("int64")}
-    )
-
-
-def cached_dlmi(profile: str | Profile, seed: int = 0) -> Path:
-    """Return the generated DLMI tree of a profile, generating it on first use.
-
-    Parameters
-    ----------
-    profile
-        Profile or profile name (resolved by :func:`~cytobook.profiles.get_profile`);
-        its ``dlmi`` spec sets the size.
-    seed
-        Generator seed.
-
-    Returns
-    -------
-    pathlib.Path
-        ``cache_dir() / "dlmi" / f"{name}-seed{seed}-v{GENERATOR_VERSION}" / "dlmi"``;
-        the test labels lie beside it (:func:`load_test_labels`).
-
-    Raises
-    ------
-    ValueError
-        If the cached copy was generated from a different spec under the same
-        profile name (the cache key does not include the spec, so this is
-        refused rather than silently returning data of the wrong size).
-    """
-    if isinstance(profile, str):
-        profile = get_profile(profile)
-    folder = cache_dir() / "dlmi" / f"{profile.name}-seed{seed}-v{GENERATOR_VERSION}"
-    record = spec_record(profile.dlmi, seed, GENERATOR_VERSION)
-    return cached_generation(folder, ROOT_NAME, record, lambda tmp: generate_dlmi(tmp, profile.dlmi, seed))
+    return pd.DataFrame({"patient_id": table["ID"].astype("str"), "label": table["LABEL"].astype(int).astype("int64")})
 

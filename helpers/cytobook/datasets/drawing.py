@@ -1,22 +1,13 @@
 """Drawing primitives shared by the generators of look-alike data sets.
 
 The generators (:mod:`.cnmc_synthetic`, :mod:`.dlmi_synthetic`) draw cells as
-outlines in polar coordinates around a centre, fill them with blurred-noise
-textures and work on a small box of pixels around each object. The pieces
-they share live here, so that each idea has one implementation:
+outlines in polar coordinates (:class:`AngleTable`), fill them with
+blurred-noise textures (:func:`smooth_noise`) and work on a small box of
+pixels around each object (:func:`pixel_box`, :func:`local_grid`).
 
-* :func:`sigmoid` and :func:`smooth_noise`: a logistic squashing of a latent
-  value and a unit-variance Gaussian-blurred noise field;
-* :class:`AngleTable`: periodic radius tables sampled at evenly spaced angles,
-  with random harmonics, a smooth notch, and reading a table back at pixels'
-  angles (nearest sample or linear interpolation);
-* :func:`pixel_box` and :func:`local_grid`: the pixels within reach of a point
-  and their offsets from it.
-
-Every function consumes the random stream in a fixed order and does its
-arithmetic in a fixed dtype; the generators' output (and so their cached
-copies, keyed by their ``GENERATOR_VERSION``) depends on both, so change
-nothing here without checking that the generated files stay byte-identical.
+Every function consumes the random stream in a fixed order and computes in a
+fixed dtype, and the generated files (cached under their ``GENERATOR_VERSION``)
+depend on both: change nothing here without checking that they stay byte-identical.
 """
 
 from __future__ import annotations
@@ -31,45 +22,15 @@ __all__ = ["AngleTable", "local_grid", "pixel_box", "sigmoid", "smooth_noise"]
 
 
 def sigmoid(x: float) -> float:
-    """Logistic function ``1 / (1 + exp(-x))`` of a Python float.
-
-    Parameters
-    ----------
-    x
-        Any real value; large negative values overflow ``exp`` only beyond
-        about -709, far outside what the generators pass.
-
-    Returns
-    -------
-    float
-        A value in (0, 1).
-    """
+    """Logistic function ``1 / (1 + exp(-x))`` of a Python float."""
     return 1.0 / (1.0 + math.exp(-x))
 
 
 def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
-    """Gaussian-blurred white noise rescaled to unit standard deviation.
+    """``float32`` white noise of ``shape`` blurred by ``sigma`` pixels (none up to 0.3), rescaled to unit spread.
 
-    Parameters
-    ----------
-    rng
-        Source of randomness; draws ``standard_normal`` values (float32) of
-        ``shape``, or of a coarser grid when ``sigma > 6``.
-    shape
-        ``(height, width)`` of the field.
-    sigma
-        Blur in pixels; at most 0.3 leaves the noise white.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``float32`` array of ``shape`` with standard deviation 1 (unless it is
-        constant).
-
-    Notes
-    -----
-    Large sigmas are drawn on a coarse grid and resized: the result is just
-    as smooth and a large-kernel blur over the full box would cost far more.
+    Above ``sigma = 6`` the noise is drawn on a coarser grid and resized: as
+    smooth, and far cheaper than a large-kernel blur.
     """
     h, w = shape
     if sigma > 6.0:
@@ -87,30 +48,12 @@ def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float)
 
 
 class AngleTable:
-    """Evenly spaced angles for periodic radius tables (outlines in polar coordinates).
+    """``n_angles`` evenly spaced angles over ``[0, 2*pi)`` for radius tables (outlines in polar coordinates).
 
-    An outline is a radius per angle of :attr:`angles`; each generator picks
-    its own resolution (a finer one for larger cells), and the resolution is
-    part of what it draws, so it is a parameter rather than a constant here.
-
-    Parameters
-    ----------
-    n_angles
-        Number of angles over ``[0, 2*pi)``.
-    max_order
-        Highest harmonic order :meth:`harmonics` can produce.
-
-    Attributes
-    ----------
-    n_angles
-        Number of angles.
-    angles
-        ``float64`` array of the angles ``2*pi*k/n_angles``.
-    cos, sin
-        ``cos(k*angle)`` and ``sin(k*angle)`` for ``k = 0..max_order``, shape
-        ``(max_order + 1, n_angles)``: a harmonic with any phase is a
-        combination of the two, so an outline costs a small matrix product,
-        not cosines.
+    Each generator picks its resolution (finer for larger cells; it is part of
+    what it draws). :attr:`cos` and :attr:`sin` hold ``cos(k*angle)`` and
+    ``sin(k*angle)`` for ``k = 0..max_order``, so an outline of harmonics with
+    any phases is a small matrix product.
     """
 
     def __init__(self, n_angles: int, max_order: int = 9) -> None:
@@ -121,66 +64,25 @@ class AngleTable:
         self.sin = np.sin(orders * self.angles[None, :])
 
     def harmonics(self, rng: np.random.Generator, amplitudes: np.ndarray, first: int) -> np.ndarray:
-        """Sum of cosines of orders ``first, first + 1, ...`` with random phases.
-
-        Parameters
-        ----------
-        rng
-            Source of the phases (one uniform draw per amplitude).
-        amplitudes
-            Amplitude of each order, starting at order ``first``.
-        first
-            Lowest order.
-
-        Returns
-        -------
-        numpy.ndarray
-            ``float64`` values at :attr:`angles`.
-        """
+        """Sum of cosines of orders ``first, first + 1, ...`` with ``amplitudes`` and random phases, at :attr:`angles`."""
         orders = slice(first, first + len(amplitudes))
         phases = rng.uniform(0.0, 2.0 * np.pi, size=len(amplitudes))
         # cos(k a + p) = cos(k a) cos(p) - sin(k a) sin(p)
         return (amplitudes * np.cos(phases)) @ self.cos[orders] - (amplitudes * np.sin(phases)) @ self.sin[orders]
 
     def notch(self, rng: np.random.Generator, depth: float, width: float) -> np.ndarray:
-        """Factor on a radius table that carves one smooth indentation at a random angle.
-
-        Parameters
-        ----------
-        rng
-            Source of the indentation's angle (one uniform draw).
-        depth
-            Relative depth at the centre of the indentation (0.2 = 20 %).
-        width
-            Gaussian width of the indentation in radians.
-
-        Returns
-        -------
-        numpy.ndarray
-            ``float64`` factors at :attr:`angles`, ``1 - depth`` at the centre.
-        """
+        """Factors on a radius table carving one Gaussian indentation (``1 - depth`` at its centre, ``width``
+        in radians) at a random angle."""
         delta = np.angle(np.exp(1j * (self.angles - rng.uniform(0.0, 2.0 * np.pi))))
         return 1.0 - depth * np.exp(-0.5 * (delta / width) ** 2)
 
     def nearest(
         self, dx: np.ndarray, dy: np.ndarray, tables: Sequence[np.ndarray]
     ) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Distance from the origin and each table at the pixels' angles, nearest sample below.
+        """``(rho, values)``: each pixel's distance from the centre and each table (as ``float32``) at its angle.
 
-        Parameters
-        ----------
-        dx, dy
-            ``float32`` offsets of the pixels from the centre (broadcastable,
-            e.g. a row and a column from :func:`local_grid`).
-        tables
-            Radius tables of length :attr:`n_angles`.
-
-        Returns
-        -------
-        rho : numpy.ndarray
-            Distance of each pixel from the centre.
-        values : list of numpy.ndarray
-            Each table (as ``float32``) read at each pixel's angle.
+        ``dx`` and ``dy`` are ``float32`` offsets from the centre (a row and a
+        column from :func:`local_grid`); a table is read at its nearest sample below.
         """
         rho = np.sqrt(dx * dx + dy * dy)
         theta = np.arctan2(dy, dx)
@@ -190,25 +92,7 @@ class AngleTable:
     def interpolate(
         self, dx: np.ndarray, dy: np.ndarray, tables: Sequence[np.ndarray]
     ) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Distance from the origin and each table at the pixels' angles, linearly interpolated.
-
-        Smoother than :meth:`nearest` on large outlines, where one angle step
-        spans several pixels.
-
-        Parameters
-        ----------
-        dx, dy
-            ``float32`` offsets of the pixels from the centre (broadcastable).
-        tables
-            ``float32`` radius tables of length :attr:`n_angles`.
-
-        Returns
-        -------
-        rho : numpy.ndarray
-            Distance of each pixel from the centre.
-        values : list of numpy.ndarray
-            Each table interpolated at each pixel's angle (periodically).
-        """
+        """:meth:`nearest`, but interpolating the (``float32``) tables linearly: smoother on large outlines."""
         rho = np.sqrt(dx * dx + dy * dy)
         theta = np.arctan2(dy, dx)
         theta = np.where(theta < 0, theta + np.float32(2.0 * np.pi), theta)
@@ -220,24 +104,9 @@ class AngleTable:
 
 
 def pixel_box(cx: float, cy: float, reach: float, size: int, pad: int = 0) -> tuple[slice, slice] | None:
-    """Rows and columns of a square image within ``reach`` of the point ``(cx, cy)``.
+    """``(rows, columns)`` of a ``size`` x ``size`` image within ``reach`` of ``(cx, cy)``, plus ``pad`` pixels.
 
-    Parameters
-    ----------
-    cx, cy
-        The point, in pixels (the image's corner is 0; pixel centres lie at
-        half-integers).
-    reach
-        Distance from the point that the box must cover.
-    size
-        Side of the image; the box is clipped to it.
-    pad
-        Whole pixels added on each side after rounding.
-
-    Returns
-    -------
-    tuple of slice or None
-        ``(rows, columns)``, or ``None`` when the box lies outside the image.
+    Pixel centres lie at half-integers; ``None`` when the box lies outside the image.
     """
     x0, x1 = max(0, int(cx - reach) - pad), min(size, int(cx + reach) + 1 + pad)
     y0, y1 = max(0, int(cy - reach) - pad), min(size, int(cy + reach) + 1 + pad)
@@ -249,19 +118,10 @@ def pixel_box(cx: float, cy: float, reach: float, size: int, pad: int = 0) -> tu
 def local_grid(
     cx: float, cy: float, reach: float, size: int, pad: int = 0
 ) -> tuple[slice, slice, np.ndarray, np.ndarray] | None:
-    """The :func:`pixel_box` around ``(cx, cy)`` and its pixel centres' offsets from the point.
+    """The :func:`pixel_box` and its pixel centres' ``float32`` offsets from ``(cx, cy)``, or ``None``.
 
-    Parameters
-    ----------
-    cx, cy, reach, size, pad
-        As for :func:`pixel_box`.
-
-    Returns
-    -------
-    tuple or None
-        ``(rows, columns, dy, dx)`` with ``dy`` a column and ``dx`` a row of
-        ``float32`` offsets (they broadcast to the box, which is cheaper than
-        a full grid), or ``None`` when the box lies outside the image.
+    Returns ``(rows, columns, dy, dx)``, ``dy`` a column and ``dx`` a row (they
+    broadcast to the box, cheaper than a full grid).
     """
     box = pixel_box(cx, cy, reach, size, pad)
     if box is None:

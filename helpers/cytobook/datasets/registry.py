@@ -4,8 +4,7 @@ Everything that acts on "a data set by its short name" (``cytobook data
 generate|check NAME``, ``cytobook run --data-dir NAME=PATH``,
 :meth:`cytobook.notebook.NotebookRun.dataset`) looks the name up here, so
 adding a data set is one entry in :data:`REGISTRY` (beside its own loader and
-generator modules and its spec on :class:`~cytobook.profiles.Profile`); no
-code elsewhere names the data sets one by one.
+generator modules and its spec on :class:`~cytobook.profiles.Profile`).
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from ..io import cache_dir, cached_generation, spec_record
 from ..profiles import Profile
 from . import cnmc, cnmc_synthetic, dlmi, dlmi_synthetic
 from .check import CheckReport
@@ -34,19 +34,13 @@ class DatasetEntry:
     root_name
         Name of the top folder of its tree (real or generated).
     loader
-        ``loader(root)`` reads a copy of the data set (the tree or its parent).
+        ``loader(root)`` reads a copy (the tree or its parent).
     check
-        ``check(root, decode=True)`` validates a copy and returns a
-        :class:`~cytobook.datasets.check.CheckReport`.
+        ``check(root, decode=True)`` validates a copy into a :class:`~cytobook.datasets.check.CheckReport`.
     generator
-        ``generator(dest, spec, seed)`` writes a generated tree under ``dest``
-        and returns its root; ``spec`` is the profile's :attr:`profile_spec`.
-    cached
-        ``cached(profile, seed)`` returns the generated tree of a profile,
-        generating it on first use.
+        ``generator(dest, spec, seed)`` writes a generated tree under ``dest`` and returns its root.
     profile_spec
-        Name of the attribute of :class:`~cytobook.profiles.Profile` that holds
-        the generator's spec (image size and counts).
+        The attribute of :class:`~cytobook.profiles.Profile` holding the generator's spec.
     generator_version
         The generator's ``GENERATOR_VERSION``, part of its cache key.
     """
@@ -57,7 +51,6 @@ class DatasetEntry:
     loader: Callable[[str | os.PathLike], Any]
     check: Callable[..., CheckReport]
     generator: Callable[[str | Path, Any, int], Path]
-    cached: Callable[[Profile, int], Path]
     profile_spec: str
     generator_version: int
 
@@ -69,6 +62,23 @@ class DatasetEntry:
     def spec(self, profile: Profile) -> Any:
         """The generator's spec in ``profile`` (its :attr:`profile_spec` attribute)."""
         return getattr(profile, self.profile_spec)
+
+    def cached(self, profile: Profile, seed: int = 0) -> Path:
+        """The generated tree of ``profile`` and ``seed``, generated on first use.
+
+        It lies at ``cache_dir() / name / f"{profile.name}-seed{seed}-v{generator_version}" / root_name``
+        (see :func:`cytobook.io.cache_dir`), whatever the generator writes beside it too.
+
+        Raises
+        ------
+        ValueError
+            If the copy cached under that name was generated from another spec
+            (a profile with overridden fields): data of the wrong size is refused.
+        """
+        spec = self.spec(profile)
+        folder = cache_dir() / self.name / f"{profile.name}-seed{seed}-v{self.generator_version}"
+        record = spec_record(spec, seed, self.generator_version)
+        return cached_generation(folder, self.root_name, record, lambda tmp: self.generator(tmp, spec, seed))
 
 
 #: Every data set by short name; add one entry per new data set.
@@ -82,7 +92,6 @@ REGISTRY: dict[str, DatasetEntry] = {
             loader=cnmc.load_cnmc,
             check=cnmc.check_cnmc,
             generator=cnmc_synthetic.generate_cnmc,
-            cached=cnmc_synthetic.cached_cnmc,
             profile_spec="cnmc",
             generator_version=cnmc_synthetic.GENERATOR_VERSION,
         ),
@@ -93,7 +102,6 @@ REGISTRY: dict[str, DatasetEntry] = {
             loader=dlmi.load_dlmi,
             check=dlmi.check_dlmi,
             generator=dlmi_synthetic.generate_dlmi,
-            cached=dlmi_synthetic.cached_dlmi,
             profile_spec="dlmi",
             generator_version=dlmi_synthetic.GENERATOR_VERSION,
         ),
@@ -102,16 +110,7 @@ REGISTRY: dict[str, DatasetEntry] = {
 
 
 def dataset_entry(name: str) -> DatasetEntry:
-    """The registry entry of data set ``name``.
-
-    Parameters
-    ----------
-    name
-        Short name, e.g. ``"cnmc"``.
-
-    Returns
-    -------
-    DatasetEntry
+    """The registry entry of data set ``name`` (e.g. ``"cnmc"``).
 
     Raises
     ------
