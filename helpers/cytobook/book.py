@@ -8,28 +8,20 @@ A run made by ``cytobook run`` holds executed notebooks, metrics and artefacts::
     runs/<run-id>/artifacts/<notebook>/...
 
 :func:`build_book` stages a book source folder at ``runs/<run-id>/book/`` with
-the same layout as the repository (``_config.yml``, ``book/``, ``notebooks/``),
-adds a generated ``_toc.yml`` and a page ``book/run.md`` describing the run,
-and builds it with ``jupyter-book build --builder html`` with execution off.
-Only the staging folder is written: the run's notebooks, metrics and artefacts
-are read, never changed.
+the repository's layout (``_config.yml``, ``book/``, ``notebooks/``), a
+generated ``_toc.yml`` and a page ``book/run.md`` describing the run, and
+builds it with ``jupyter-book build --builder html``, execution off. Only the
+staging folder is written.
 
-Facts and sentences are kept apart: :func:`run_facts` computes what the page
-*This run* states (a :class:`RunFacts`, one :class:`NotebookFacts` a notebook)
-and the Jinja template :data:`TEMPLATE` (``templates/book.md.jinja`` in the
-package) holds all the wording and layout of the generated Markdown, including
-the list of a report's notebooks on its overview page.
+:func:`run_facts` computes what the page *This run* states (:class:`RunFacts`,
+:class:`NotebookFacts`); the Jinja template :data:`TEMPLATE` holds all the
+wording and layout of the generated Markdown.
 
-What the copies of the notebooks lose, and why
-----------------------------------------------
-* The papermill cell tagged ``injected-parameters`` gets the ``remove-cell``
-  tag: it repeats, as code, values that the page *This run* lists for every
-  notebook, and it would show machine-specific paths (``run_dir``) in the middle
-  of the narrative.
-* stderr lines that are TensorFlow/absl start-up logging (see
-  :data:`STARTUP_NOISE`) are removed. Other stderr is kept: Python warnings
-  (for instance "starting from random weights") are part of the record, and a
-  book that silently hid them would overstate its results.
+The copies of the notebooks lose two things: the papermill cell tagged
+``injected-parameters`` (its values are listed on *This run*, and it would
+show machine-specific paths) and the stderr lines of TensorFlow/absl start-up
+logging (:data:`STARTUP_NOISE`). Other stderr, such as Python warnings, is part
+of the record and kept.
 """
 
 from __future__ import annotations
@@ -132,13 +124,7 @@ class BookError(RuntimeError):
 
 
 class BookBuildError(BookError):
-    """``jupyter-book build`` failed; the message ends with the tail of its log.
-
-    Attributes
-    ----------
-    log_path
-        The complete build log.
-    """
+    """``jupyter-book build`` failed; the message ends with the tail of its log, kept whole at ``log_path``."""
 
     def __init__(self, message: str, log_path: Path | None = None):
         super().__init__(message)
@@ -176,12 +162,8 @@ def make_toc(names: Iterable[str], *, run_page: bool = True) -> dict[str, Any]:
 
     The root is ``book/intro``; then a part *Introduction* (the run page and the
     ``data`` notebooks), one part per report (its overview page, then its
-    notebooks in ``NN`` order) and a part with the bibliography.
-
-    Raises
-    ------
-    ValueError
-        If a name has no known chapter.
+    notebooks in ``NN`` order) and the bibliography. A ``ValueError`` names a
+    notebook without a known chapter.
     """
     groups = group_notebooks(names)
 
@@ -222,16 +204,11 @@ def _is_noise(line: str) -> bool:
 
 
 def clean_notebook(notebook: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
-    """A copy of an executed notebook, ready for the book.
+    """A copy of an executed notebook for the book, and the number of stderr lines removed.
 
     The ``injected-parameters`` cell gets the ``remove-cell`` tag and stderr
     lines matching :data:`STARTUP_NOISE` are dropped (a stream left empty is
-    removed). Everything else is kept as it is.
-
-    Returns
-    -------
-    notebook, removed
-        The cleaned copy and the number of stderr lines removed.
+    removed); everything else is kept.
     """
     notebook = copy.deepcopy(dict(notebook))
     removed = 0
@@ -284,34 +261,22 @@ class NotebookFacts:
 
     Attributes
     ----------
-    stem
-        ``NN_<chapter>_<topic>``.
-    chapter
-        Its chapter (a key of :data:`PARTS`).
+    stem, chapter
+        ``NN_<chapter>_<topic>`` and its chapter (a key of :data:`PARTS`).
     status
         The manifest's status (``ok``, ``failed``, ``not run``...); ``unknown``
-        for an executed copy that the manifest does not list.
+        for an executed copy the manifest does not list.
     shown
-        Whether the book holds its page: the run has an executed copy and the
-        notebook ran.
+        Whether the book holds its page (the run has an executed copy and the notebook ran).
     link
-        Target of a ``{doc}`` role to its page, from ``book/``; ``None`` when
-        not shown.
-    duration_s
-        Seconds it ran, as recorded; ``None`` when not recorded or not shown.
-    data
-        ``"real"`` (it was given a data folder), ``"generated"``, or ``None``
-        when not shown.
-    data_dir
-        The real data folder it was given, if any.
-    parameters
-        The values papermill injected, as the manifest records them (``None``
-        or empty when none were recorded).
-    metrics
-        The text of ``metrics/<stem>.json``, cut after :data:`METRICS_LIMIT`
-        characters; ``None`` when the run wrote no such file.
-    metrics_cut
-        Whether ``metrics`` was cut.
+        Target of a ``{doc}`` role to its page, from ``book/``; ``None`` when not shown.
+    duration_s, data
+        Seconds it ran, and ``"real"`` or ``"generated"`` data; ``None`` when not shown (or not recorded).
+    data_dir, parameters
+        The real data folder it was given and the values papermill injected, if recorded.
+    metrics, metrics_cut
+        The text of ``metrics/<stem>.json`` (``None`` without one), and whether
+        it was cut after :data:`METRICS_LIMIT` characters.
     removed_lines
         stderr lines of start-up logging removed from its copy.
     """
@@ -346,20 +311,13 @@ class RunFacts:
     duration_s
         The whole run's duration in seconds.
     data_dirs
-        The run's ``--data-dir`` choices by data set name: ``{}`` when every
-        data set was generated, ``None`` when not recorded.
-    run_folder
-        The run directory, relative to the project root when inside it.
-    built
-        When the book was staged (UTC, ISO 8601).
-    notebooks
-        The manifest's and the run's notebooks, in book order.
-    status_counts
-        Number of notebooks by status, in order of first appearance.
-    removed_lines
-        stderr lines of start-up logging removed from all copies.
-    packages
-        Package versions by name, sorted by name.
+        The ``--data-dir`` choices by data set: ``{}`` when all was generated, ``None`` when not recorded.
+    run_folder, built
+        The run directory (relative to the project root when inside it), and when the book was staged (UTC).
+    notebooks, status_counts
+        The manifest's and the run's notebooks in book order, and their numbers by status.
+    removed_lines, packages
+        stderr lines removed from all copies, and package versions sorted by name.
     """
 
     run_id: str | None
@@ -432,19 +390,10 @@ def _notebook_facts(nb: _Notebook, run_dir: Path) -> NotebookFacts:
 def run_facts(
     manifest: Mapping[str, Any], notebooks: Sequence[_Notebook], run_dir: Path, root: Path | None = None
 ) -> RunFacts:
-    """The facts of the page *This run*, from ``manifest.json`` and the run's files.
+    """The facts of the page *This run*, from ``manifest`` and the files of ``run_dir``.
 
-    Parameters
-    ----------
-    manifest
-        The run's ``manifest.json``.
-    notebooks
-        The run's notebooks in book order, after staging (their
-        ``removed_lines`` filled in).
-    run_dir
-        The run directory; its ``metrics/`` files are read.
-    root
-        The project root: ``run_folder`` is given relative to it.
+    ``notebooks`` are the run's notebooks in book order, after staging (their
+    ``removed_lines`` filled in); ``run_folder`` is given relative to ``root``.
     """
     from .profiles import PROFILES
 
@@ -476,17 +425,18 @@ def run_facts(
     )
 
 
-def format_duration(seconds: float | None) -> str:
-    """``seconds`` as ``4.2 s``, ``3 min 05 s`` or ``1 h 02 min``; ``–`` for ``None``."""
+def format_duration(seconds: float | None, compact: bool = False) -> str:
+    """``4.2 s``, ``3 min 05 s``, ``1 h 02 min`` (``compact``: ``4.2s``, ``3m05s``, ``1h02m``); ``–`` for ``None``."""
     if seconds is None:
         return "–"
+    s, m, h, space = ("s", "m", "h", "") if compact else (" s", " min", " h", " ")
     if seconds < 60:
-        return f"{seconds:.1f} s"
+        return f"{seconds:.1f}{s}"
     minutes, seconds = divmod(round(seconds), 60)
     if minutes < 60:
-        return f"{minutes} min {seconds:02d} s"
+        return f"{minutes}{m}{space}{seconds:02d}{s}"
     hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
+    return f"{hours}{h}{space}{minutes:02d}{m}"
 
 
 def _code(value: Any) -> str:
@@ -543,15 +493,9 @@ def run_page(facts: RunFacts) -> str:
 
 
 def run_notebooks_section(notebooks: Sequence[NotebookFacts], *, heading: bool = False) -> str:
-    """Markdown listing a report's notebooks in this run, for its overview page.
+    """Markdown listing a report's notebooks shown in this run, for its overview page.
 
-    Parameters
-    ----------
-    notebooks
-        The report's notebooks (those not shown are left out).
-    heading
-        Start with the section heading, for a page without
-        :data:`RUN_NOTEBOOKS_MARKER`.
+    ``heading`` starts with the section heading, for a page without :data:`RUN_NOTEBOOKS_MARKER`.
     """
     return str(_template().run_notebooks(notebooks, heading)).strip("\n")
 
@@ -657,8 +601,7 @@ def build_book(run_dir: str | os.PathLike | None = None, *, strict: bool = True)
     Parameters
     ----------
     run_dir
-        The run directory (or a run id under the runs folder); ``None`` takes
-        the most recent run that has a ``manifest.json``.
+        The run directory or id; ``None`` takes the most recent run.
     strict
         Pass ``-W --keep-going`` to ``jupyter-book build``: any Sphinx warning
         fails the build, after all warnings have been reported.
@@ -669,21 +612,14 @@ def build_book(run_dir: str | os.PathLike | None = None, *, strict: bool = True)
         If the project root or the run cannot be found or read.
     BookBuildError
         If ``jupyter-book build`` fails; the message ends with the tail of the
-        log, which is kept at ``<run_dir>/book/_build/jupyter-book.log``.
+        log, kept at ``<run_dir>/book/_build/jupyter-book.log``.
     """
     root = project_root()
     run = resolve_run(run_dir, root)
     staging = stage_book(run, root)
 
-    command = [
-        sys.executable,
-        "-c",
-        "import sys; from jupyter_book.cli.main import main; sys.exit(main())",
-        "build",
-        str(staging),
-        "--builder",
-        "html",
-    ]
+    main = "import sys; from jupyter_book.cli.main import main; sys.exit(main())"
+    command = [sys.executable, "-c", main, "build", str(staging), "--builder", "html"]
     if strict:
         command += ["-W", "--keep-going"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1", "TERM": "dumb"}

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from . import io
+from .book import format_duration
 from .suite import CHAPTERS, SuiteNotebook, new_run_dir, parse_notebook_name, project_root, resolve_run
 
 #: Packages whose versions go into the manifest.
@@ -48,9 +49,8 @@ _RECORDED_PACKAGES = (
 PROGRESS_AFTER_S = 5.0
 #: A cell still running after this long gets a line saying so, again at every doubling.
 STILL_RUNNING_AFTER_S = 60.0
-#: Arguments of the runner's kernels: the kernel's own log (its "running over TCP without
-#: encryption" warning, its errors while it is shut down mid-cell) is not the user's business;
-#: what the notebook prints goes into the executed notebook as usual.
+#: Arguments of the runner's kernels: the kernel's own log (warnings, errors while it is shut
+#: down mid-cell) is not the user's business; what the notebook prints is kept as usual.
 _KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
 
 
@@ -63,11 +63,7 @@ class SuiteFailed(RuntimeError):
 
 
 class SuiteInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped the run; the manifest says ``interrupted`` for ``notebook``.
-
-    A :class:`KeyboardInterrupt`, so that code catching ``Exception`` around
-    :func:`run_suite` still stops. Finish the run with :func:`resume_suite`.
-    """
+    """Ctrl-C stopped the run during ``notebook`` (a KeyboardInterrupt); finish it with :func:`resume_suite`."""
 
     def __init__(self, run_dir: Path, notebook: str):
         super().__init__(f"interrupted during {notebook}")
@@ -164,11 +160,7 @@ def _device() -> str:
 
 
 def export_figures(notebook: Path, folder: Path) -> list[Path]:
-    """Write every PNG figure of an executed notebook to ``folder`` as ``figure-NN.png``, in order.
-
-    The figures stay embedded in the notebook too; the files let a reader take
-    a figure of a run without opening it.
-    """
+    """Write every PNG figure of an executed notebook to ``folder`` as ``figure-NN.png``, in order."""
     import base64
 
     import nbformat
@@ -200,24 +192,19 @@ def run_suite(
 
     Parameters
     ----------
-    profile
-        ``smoke``, ``demo`` or ``full``; passed to every notebook.
+    profile, seed
+        Passed to every notebook.
     data_dirs
-        ``{data set: path}`` of real data; a notebook whose chapter reads a
-        data set given here receives it as ``data_dir``, others generate data.
+        ``{data set: path}`` of real data, given as ``data_dir`` to the
+        notebooks whose chapter reads it; the others generate data.
     only
         Chapters or name patterns to run (see :func:`select`).
-    seed
-        Passed to every notebook.
     notebooks_dir, root
         Where the notebooks are and where run directories go.
     log
         Receives progress lines: one per notebook started and finished, one
         per cell that ran ``progress_after_s`` or longer, and one when a cell
-        is still running after :data:`STILL_RUNNING_AFTER_S` (then at every
-        doubling of its time).
-    progress_after_s
-        Cells quicker than this are not logged.
+        is still running after :data:`STILL_RUNNING_AFTER_S` (then at every doubling).
 
     Returns
     -------
@@ -227,12 +214,9 @@ def run_suite(
     Raises
     ------
     SuiteFailed
-        When a notebook fails; the message names the notebook and cell, and
-        later notebooks are recorded as not run.
+        When a notebook fails (the message names it and the cell); later ones stay ``not run``.
     SuiteInterrupted
-        On Ctrl-C: the running notebook is recorded as ``interrupted`` with
-        its duration so far, later ones as ``not run``; finish the run with
-        :func:`resume_suite`.
+        On Ctrl-C: the running notebook is recorded as ``interrupted``, later ones as ``not run``.
     """
     from .datasets import DATASETS
     from .profiles import get_profile
@@ -274,38 +258,21 @@ def resume_suite(
     log: Callable[[str], None] = print,
     progress_after_s: float = PROGRESS_AFTER_S,
 ) -> Path:
-    """Finish an interrupted or failed run: execute, in order, its notebooks that are not ``ok``.
+    """Finish an interrupted or failed run (directory or id): execute, in order, its notebooks that are not ``ok``.
 
-    The notebooks get the parameters the run was started with: profile, seed
-    and data folders all come from its manifest. Completed notebooks and
-    their files are never touched. What an earlier attempt at a notebook left
-    (``notebooks/<name>.ipynb``, ``metrics/<name>.json``, ``artifacts/<name>/``)
-    is first moved to ``interrupted/<name>-<n>/``: a notebook refuses to
-    overwrite its metrics, and the partial results stay there to inspect.
-    The manifest records the attempt under the notebook's ``earlier_attempts``
-    and the time of the resume under ``resumed``.
-
-    Parameters
-    ----------
-    run
-        A run directory or run id (see :func:`~cytobook.suite.resolve_run`).
-    notebooks_dir
-        Where the notebooks are (default: the project's ``notebooks/``).
-    log, progress_after_s
-        As for :func:`run_suite`.
-
-    Returns
-    -------
-    Path
-        The run directory.
+    They get the run's own profile, seed and data folders, from its manifest;
+    completed notebooks and their files are never touched. What an earlier
+    attempt left (notebook, metrics, artefacts) is first moved to
+    ``interrupted/<name>-<n>/``, and recorded under the notebook's
+    ``earlier_attempts``; the manifest lists the resumes under ``resumed``.
+    ``notebooks_dir``, ``log`` and ``progress_after_s`` are as for :func:`run_suite`.
 
     Raises
     ------
     ProjectLayoutError
         If ``run`` is not a run directory.
     ValueError
-        If another process is still executing the run, or a notebook of the
-        run is no longer in ``notebooks_dir``.
+        If another process is still executing the run, or one of its notebooks is gone.
     FileNotFoundError
         If a data folder the run read is gone.
     SuiteFailed, SuiteInterrupted
@@ -388,7 +355,7 @@ def _execute(
                 figures = export_figures(output, run_dir / "artifacts" / nb.name / "figures")
                 record.update(status="ok", duration_s=round(watch.elapsed(), 1), figures=len(figures))
                 save()
-                log(f"{tag} done in {_duration(watch.elapsed())}")
+                log(f"{tag} done in {format_duration(watch.elapsed(), compact=True)}")
             except BaseException as error:
                 record["duration_s"] = round(watch.elapsed(), 1)
                 if watch.interrupted or isinstance(error, KeyboardInterrupt):
@@ -418,7 +385,7 @@ def _execute(
     finally:
         manifest.pop("executing", None)
         save()
-    log(f"all {len(todo)} notebook(s) ran in {_duration(time.perf_counter() - session_start)}")
+    log(f"all {len(todo)} notebook(s) ran in {format_duration(time.perf_counter() - session_start, compact=True)}")
     return run_dir
 
 
@@ -429,10 +396,9 @@ class _Stop(Exception):
 class _NotebookWatch:
     """Watches one notebook's execution: logs slow cells and turns Ctrl-C into a kernel interrupt.
 
-    Its methods are nbclient hooks, handed to papermill as engine keywords.
-    Interrupting the kernel (as Jupyter's stop button does) rather than
-    raising in this process lets nbclient save the notebook with the
-    interrupted cell's traceback and shut an idle kernel down quietly.
+    Its methods are nbclient hooks, passed through papermill. Interrupting the
+    kernel (as Jupyter's stop button does) rather than raising here lets
+    nbclient save the notebook with the interrupted cell's traceback.
     """
 
     def __init__(self, log: Callable[[str], None], after_s: float):
@@ -525,7 +491,7 @@ class _NotebookWatch:
                 return
             label, start = self._cell
             running = time.perf_counter() - start
-            self.log(f"    {label} still running after {_duration(running)}")
+            self.log(f"    {label} still running after {format_duration(running, compact=True)}")
             self._arm(running)  # next notice when its time has doubled: a few lines even for hours
 
     def _cell_finished(self, cell: Any, cell_index: int, execute_reply: Any) -> None:
@@ -538,7 +504,8 @@ class _NotebookWatch:
                 self._timer.cancel()
         took = time.perf_counter() - start
         if took >= self.after_s:
-            self.log(f"    {label} {_duration(took)} ({_duration(self.elapsed())} so far)")
+            self.log(f"    {label} {format_duration(took, compact=True)} "
+                     f"({format_duration(self.elapsed(), compact=True)} so far)")
 
     def stop(self) -> None:
         """Cancel the pending still-running notice."""
@@ -557,8 +524,7 @@ def _parameters(manifest: dict[str, Any], nb: SuiteNotebook, run_dir: Path) -> d
 def _set_aside(run_dir: Path, record: dict[str, Any]) -> None:
     """Move what an earlier attempt at ``record``'s notebook left to ``interrupted/<name>-<n>/``; reset the record.
 
-    The files keep their place relative to the run directory
-    (``interrupted/<name>-1/metrics/<name>.json``...).
+    The files keep their place relative to the run directory (``interrupted/<name>-1/metrics/<name>.json``...).
     """
     name = record["name"]
     leftovers = [path for path in (run_dir / "notebooks" / f"{name}.ipynb", run_dir / "metrics" / f"{name}.json",
@@ -607,14 +573,3 @@ def _first_line(source: str) -> str:
 
 def _shorten(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
-
-
-def _duration(seconds: float) -> str:
-    """``4.2s``, ``1m23s`` or ``2h05m``."""
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
