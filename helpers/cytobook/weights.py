@@ -1,29 +1,21 @@
 """ImageNet weights: the Keras cache first, a quick download second, a clear failure last.
 
-``keras.applications`` downloads its weights on first use, with no timeout, so
-on a machine without a network it can hang, and a killed download can leave a
-truncated file behind. Cytobook runs both on machines with a network and on
-machines without one (CI, air-gapped GPU machines), so every backbone is built
-through :func:`build_backbone`, which resolves the weights with
-:func:`resolve_imagenet`:
+``keras.applications`` downloads its weights with no timeout, so it can hang
+without a network, and a killed download can leave a truncated file. Every
+backbone is therefore built by :func:`build_backbone`, whose weights
+:func:`resolve_imagenet` finds:
 
-1. the exact file Keras would have downloaded, under ``$KERAS_HOME/models``
-   (``~/.keras/models`` by default), is used when it is there;
-2. otherwise the file is downloaded from the URL Keras uses into that folder,
-   with a short connect/read timeout (:data:`DOWNLOAD_TIMEOUT_S`, or
-   ``$CYTOBOOK_DOWNLOAD_TIMEOUT`` seconds). It is written to a hidden
-   temporary file beside it and renamed only once complete, so an interrupted
-   download never leaves a file that would later be taken as valid. After a
-   network failure no further download is tried in the same process, so a
-   notebook that builds ten models waits at most once. ``CYTOBOOK_OFFLINE=1``
-   skips the download altogether;
-3. when the download is skipped or fails, the ``full`` profile stops at once
-   with a message naming the file, its URL and the folder to put it in, and
-   the ``smoke`` and ``demo`` profiles print, in the notebook, that they start
-   from random weights.
+1. the file Keras would have downloaded, under ``$KERAS_HOME/models``
+   (``~/.keras/models`` by default), when it is there;
+2. otherwise the file downloaded from Keras's URL into that folder, with a
+   short connect/read timeout (:func:`download_timeout`), written to a hidden
+   file renamed only once complete. After a network failure no download is
+   tried again in the process; ``CYTOBOOK_OFFLINE=1`` skips them all;
+3. failing that, the ``full`` profile stops with a message naming the file,
+   its URL and its folder, and the ``smoke`` and ``demo`` profiles print that
+   they start from random weights.
 
-Only the standard library (:mod:`urllib.request`) downloads, so proxies set in
-``$https_proxy`` are honoured as they are by Keras.
+Downloads use :mod:`urllib.request`, which honours ``$https_proxy`` as Keras does.
 """
 
 from __future__ import annotations
@@ -75,17 +67,7 @@ class MissingWeightsError(FileNotFoundError):
 
 @dataclass(frozen=True)
 class WeightFile:
-    """The no-top ImageNet weight file Keras uses for one architecture.
-
-    Attributes
-    ----------
-    arch
-        Key of :data:`ARCHITECTURES`.
-    file_name
-        Keras's own file name, looked up under ``$KERAS_HOME/models``.
-    url
-        Where Keras downloads it from, and so does :func:`resolve_imagenet`.
-    """
+    """The no-top ImageNet weight file Keras uses for ``arch``: its own ``file_name`` and the ``url`` it downloads."""
 
     arch: str
     file_name: str
@@ -103,16 +85,7 @@ def keras_home() -> Path:
 
 
 def imagenet_file(arch: str, *, alpha: float = 1.0, rows: int = 224) -> WeightFile:
-    """Name and URL of the no-top ImageNet weights of ``arch``.
-
-    Parameters
-    ----------
-    arch
-        A key of :data:`ARCHITECTURES`.
-    alpha, rows
-        Width multiplier and training resolution, for the MobileNet families
-        whose file names include them.
-    """
+    """Name and URL of the no-top ImageNet weights of ``arch`` (``alpha`` and ``rows`` name MobileNet files)."""
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; expected one of {', '.join(ARCHITECTURES)}")
     folder = ARCHITECTURES[arch][1]
@@ -129,12 +102,7 @@ def imagenet_file(arch: str, *, alpha: float = 1.0, rows: int = 224) -> WeightFi
 
 
 def download_timeout() -> float:
-    """Seconds a download waits to connect and for each read.
-
-    Returns
-    -------
-    float
-        ``$CYTOBOOK_DOWNLOAD_TIMEOUT`` when set, else :data:`DOWNLOAD_TIMEOUT_S`.
+    """Seconds a download waits to connect and for each read (``$CYTOBOOK_DOWNLOAD_TIMEOUT``, else the default).
 
     Raises
     ------
@@ -167,17 +135,11 @@ class _DownloadFailed(Exception):
 
 
 def _download(source: WeightFile, timeout: float) -> Path:
-    """Download ``source`` into the Keras cache, atomically.
+    """Download ``source`` into the Keras cache, or raise :class:`_DownloadFailed` saying why.
 
-    The bytes go to a hidden ``.part`` file in the cache folder, which is
-    renamed to the cached name only when the transfer is complete (as long as
-    the server's ``Content-Length``, when it sends one) and starts like an
-    HDF5 file; on any failure it is deleted.
-
-    Raises
-    ------
-    _DownloadFailed
-        With a few words saying why.
+    The bytes go to a hidden ``.part`` file, renamed only when complete (as
+    long as any ``Content-Length``) and starting like an HDF5 file; on any
+    failure it is deleted.
     """
     target = source.cached_path
     print(f"Downloading ImageNet weights for {source.arch} from {source.url} to {target} "
@@ -248,43 +210,27 @@ def _try_download(source: WeightFile) -> tuple[Path | None, str]:
 
 
 def resolve_imagenet(arch: str, *, required: bool, alpha: float = 1.0, rows: int = 224) -> Path | None:
-    """Path of the ImageNet weights of ``arch``, from the cache or downloaded, or a loud ``None``.
+    """Path of the ImageNet weights of ``arch``, from the cache or downloaded (see the module docstring).
 
-    The file is looked for under ``$KERAS_HOME/models`` first. The MobileNet
-    families were trained at several resolutions; any of them fits any input
-    size without the top, so the 224 file stands in when the file for
-    ``rows`` is absent. When neither is cached, the file is downloaded from
-    the URL Keras uses into that folder (the file for ``rows``, or the 224
-    one where Keras has none for ``rows``), unless ``$CYTOBOOK_OFFLINE`` is
-    set or a download already failed for want of a network in this process.
-    The download waits at most :func:`download_timeout` seconds to connect
-    and for each read, and one line says what is downloaded from where to
-    where.
+    The MobileNet families' files for other resolutions fit any input size
+    without the top, so the 224 file stands in when the one for ``rows``
+    (``alpha``: the width multiplier) is absent, or when Keras has none for ``rows``.
 
     Parameters
     ----------
     arch
         A key of :data:`ARCHITECTURES`.
     required
-        True in the ``full`` profile: weights that are neither cached nor
-        downloadable raise. Otherwise a warning is printed (it lands in the
-        notebook's output) and ``None`` is returned, meaning random
-        initialisation.
-    alpha, rows
-        Width multiplier and input size, for the MobileNet families.
-
-    Returns
-    -------
-    pathlib.Path or None
-        The weight file, or ``None`` when ``required`` is false and there is
-        none.
+        True in the ``full`` profile: missing weights raise. Otherwise a
+        warning is printed (in the notebook's output) and ``None`` returned,
+        meaning random initialisation.
 
     Raises
     ------
     MissingWeightsError
-        If ``required`` and the file is neither cached nor downloaded. The
-        message names the file, its URL and the folder to put it in, and says
-        why no download happened or why it failed.
+        If ``required`` and the file is neither cached nor downloaded; the
+        message names the file, its URL and its folder, and why no download
+        happened or why it failed.
     """
     wanted = imagenet_file(arch, alpha=alpha, rows=rows)
     candidates = [wanted]
@@ -331,11 +277,9 @@ def build_backbone(
     input_shape
         ``(height, width, 3)``.
     weights
-        ``"imagenet"`` (cached or downloaded by :func:`resolve_imagenet`),
-        ``None`` for random weights, or a path to a weight file.
+        ``"imagenet"`` (see :func:`resolve_imagenet`), ``None`` for random weights, or a weight file.
     required
-        Whether missing ImageNet weights are an error (see
-        :func:`resolve_imagenet`); pass ``profile.imagenet_required``.
+        Whether missing ImageNet weights are an error; pass ``profile.imagenet_required``.
     alpha
         Width multiplier of the MobileNet families.
     **kwargs
@@ -344,8 +288,7 @@ def build_backbone(
     Returns
     -------
     keras.Model
-        The base, with attribute ``imagenet_weights`` set to the weight file
-        used, or ``None`` when it starts from random weights.
+        The base; its ``imagenet_weights`` attribute is the weight file used, or ``None``.
     """
     import keras
 
