@@ -1,15 +1,12 @@
 """Class balancing by subsampling and augmentation, as report 1 balances C-NMC.
 
-Report 1 equalises the classes of its training set by randomly subsampling
-the majority class (ALL) and adding augmented copies of minority-class (HEM)
-images, each made by one random flip (vertical or horizontal) or rotation
-(90, 180 or 270 degrees). These eight-fold symmetries of the square lose no
-pixel and add no interpolation, which suits cells photographed in any
-orientation.
+Report 1 subsamples the majority class (ALL) and adds copies of minority
+(HEM) images, each flipped or rotated by a multiple of 90 degrees: symmetries
+of the square that lose no pixel and interpolate nothing.
 
 Balancing works on the *table* of images: augmented rows point at their
-source file and name the transform in an ``augmentation`` column, so the
-balanced set can be inspected, saved and reproduced before any pixel is read;
+source file and name the transform in an ``augmentation`` column, so the set
+can be inspected and reproduced before any pixel is read;
 :func:`apply_augmentation` applies the transform when images are loaded.
 """
 
@@ -58,21 +55,16 @@ def balance_classes(
     seed
         Seeds the subsample and the choice of images and transforms.
     target
-        Images per class after balancing. Default: the mean of the two class
-        counts, so that the majority loses as many images as the minority
-        gains (the report does not give its number; this is our choice).
-        It may not exceed the majority count or six times the minority count
-        (each original plus its five transforms).
-    label
-        The class column.
+        Images per class after balancing, at most the majority count and six
+        times the minority count; by default (*our choice*: the report gives
+        none) the mean of the two counts.
     majority
         The label that is subsampled; default the larger class (ALL in C-NMC).
 
     Returns
     -------
     pandas.DataFrame
-        The balanced table with an ``augmentation`` column (``"none"`` for
-        originals), shuffled.
+        The balanced table, shuffled, with an ``augmentation`` column (``"none"`` for originals).
     """
     rng = np.random.default_rng(seed)
     if majority is None:

@@ -60,14 +60,13 @@ class NotebookRun:
     Attributes
     ----------
     notebook
-        The notebook's stem, e.g. ``"01_data_cnmc_tour"``; names its metrics
-        file and artefact folder.
+        The notebook's stem, e.g. ``"01_data_cnmc_tour"``, naming its metrics file and artefact folder.
     profile
         The resolved :class:`~cytobook.profiles.Profile`.
     data_dir
         A real data set given by the user, or ``None`` for generated data.
     run_dir
-        The run directory; earlier notebooks' artefacts are read from here.
+        The run directory, where earlier notebooks' artefacts are read too.
     seed
         The one seed every random choice derives from.
     """
@@ -93,42 +92,21 @@ class NotebookRun:
         return path
 
     def earlier_artifact(self, notebook: str, *parts: str) -> Path:
-        """Path of an artefact that an earlier notebook of the same run wrote.
-
-        Raises
-        ------
-        FileNotFoundError
-            Naming the notebook to run first.
-        """
-        path = self.run_dir.joinpath("artifacts", notebook, *parts)
-        if not path.exists():
-            raise FileNotFoundError(
-                f"{path} does not exist: run notebook {notebook} with run_dir={str(self.run_dir)!r} first "
-                f"(cytobook run does this in order)"
-            )
-        return path
+        """Path of an artefact that an earlier notebook of the same run wrote (a FileNotFoundError names it)."""
+        return self._earlier(notebook, self.run_dir.joinpath("artifacts", notebook, *parts))
 
     def earlier_metrics(self, notebook: str) -> dict[str, Any]:
-        """The metrics an earlier notebook of the same run saved (see :meth:`save_metrics`).
+        """The metrics an earlier notebook of the same run saved (a FileNotFoundError names it)."""
+        return json.loads(self._earlier(notebook, self.run_dir / "metrics" / f"{notebook}.json").read_text())
 
-        Raises
-        ------
-        FileNotFoundError
-            Naming the notebook to run first.
-        """
-        path = self.run_dir / "metrics" / f"{notebook}.json"
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"{path} does not exist: run notebook {notebook} with run_dir={str(self.run_dir)!r} first"
-            )
-        return json.loads(path.read_text())
+    def _earlier(self, notebook: str, path: Path) -> Path:
+        if not path.exists():
+            raise FileNotFoundError(f"{path} does not exist: run notebook {notebook} with "
+                                    f"run_dir={str(self.run_dir)!r} first (cytobook run does this in order)")
+        return path
 
     def dataset(self, name: str) -> Path:
-        """Root of data set ``name``: the user's ``data_dir``, else generated data.
-
-        Generated data is made once per profile and seed and cached (see
-        :func:`cytobook.datasets.generated`).
-        """
+        """Root of data set ``name``: the user's ``data_dir``, else :func:`cytobook.datasets.generated` data."""
         if self.data_dir is not None:
             if not self.data_dir.exists():
                 raise FileNotFoundError(f"data_dir {self.data_dir} does not exist (expected a copy of {name})")
@@ -145,12 +123,9 @@ class NotebookRun:
         return f"data at {self.data_dir}"
 
     def save_metrics(self, metrics: dict[str, Any]) -> Path:
-        """Write ``metrics`` to ``<run_dir>/metrics/<notebook>.json``.
+        """Write ``metrics`` (possibly nested per model) and a ``provenance`` to ``<run_dir>/metrics/<notebook>.json``.
 
-        Keys are metric names (``weighted_f1``, ``roc_auc``...), possibly
-        nested per model. A ``provenance`` entry records the notebook,
-        profile, data and seed. A notebook may rewrite its own file while it
-        runs, but never one left by an earlier execution.
+        A notebook may rewrite its own file while it runs, never one left by an earlier execution.
         """
         path = self.run_dir / "metrics" / f"{self.notebook}.json"
         if path.exists() and path not in self._written:
@@ -181,9 +156,8 @@ def start(
     data_dir
         A real copy of the data set, or ``None`` for generated data.
     run_dir
-        The run directory made by ``cytobook run``; ``None`` (a notebook
-        opened by hand) uses ``$CYTOBOOK_RUN_DIR`` or makes a new run
-        directory, so an earlier run is never written into.
+        The run directory made by ``cytobook run``; ``None`` (a notebook opened
+        by hand) uses ``$CYTOBOOK_RUN_DIR`` or makes a new run directory.
     seed
         Seeds Python, NumPy and the Keras backend.
     quiet

@@ -18,22 +18,10 @@ def image_grid(
     suptitle: str | None = None,
     row_labels: Sequence[str] | None = None,
 ) -> plt.Figure:
-    """Show images in a grid, one small titled panel each.
+    """Show RGB ``uint8`` or grayscale images of any sizes in a grid of ``ncols`` panels of ``size`` inches.
 
-    Parameters
-    ----------
-    images
-        RGB ``uint8`` or grayscale arrays, any sizes.
-    titles
-        One caption per image.
-    ncols
-        Panels per row.
-    size
-        Side of one panel in inches.
-    suptitle
-        Figure title.
-    row_labels
-        One label per row, written on the left of the row.
+    ``titles`` has one caption per image, ``row_labels`` one label per row
+    (on its left); ``suptitle`` is the figure's title.
     """
     nrows = max(1, int(np.ceil(len(images) / ncols)))
     fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * size), squeeze=False)

@@ -43,8 +43,7 @@ def image_level_split(
     table
         One row per image.
     fractions
-        Shares of ``(train, val, test)``; non-negative, summing to 1. A zero
-        leaves that part empty.
+        Shares of ``(train, val, test)``, summing to 1; a zero leaves that part empty.
     seed
         Random seed; the same table and seed give the same split.
     stratify
@@ -53,8 +52,7 @@ def image_level_split(
     Returns
     -------
     pandas.Series
-        ``"train"``/``"val"``/``"test"`` per row, indexed like ``table``,
-        named ``"split"``.
+        ``"train"``/``"val"``/``"test"`` per row, indexed like ``table``, named ``"split"``.
 
     Raises
     ------
@@ -95,29 +93,17 @@ def subject_level_split(
 ) -> pd.Series:
     """Assign whole subjects to train, val or test, so that no subject leaks across parts.
 
-    Each class's subjects are split separately (every subject has one class),
-    so each part holds subjects of every class; among many random assignments
-    the one whose image counts come closest to ``fractions`` is kept.
+    Each class's subjects are split separately, so each part holds subjects
+    of every class; among many random assignments the one whose image counts
+    come closest to ``fractions`` is kept. ``table``, ``fractions`` (of
+    *images*), ``seed`` and the result are as for :func:`image_level_split`.
 
     Parameters
     ----------
-    table
-        One row per image.
-    fractions
-        Target shares of *images* in ``(train, val, test)``; non-negative,
-        summing to 1. A zero leaves that part empty.
-    seed
-        Random seed; the same table and seed give the same split.
     group
         Column identifying the subject (patient or donor).
     stratify
         Column with each subject's class (``None``: all subjects pooled).
-
-    Returns
-    -------
-    pandas.Series
-        ``"train"``/``"val"``/``"test"`` per row, indexed like ``table``,
-        named ``"split"``.
 
     Raises
     ------
@@ -131,23 +117,18 @@ def subject_level_split(
     shares = np.array([share for share in fractions if share > 0])
     groups = table[group]
     if groups.isna().any():
-        raise ValueError(
-            f"{int(groups.isna().sum())} rows have no {group!r}; "
-            "drop them (e.g. an unlabelled test set) before splitting"
-        )
+        raise ValueError(f"{int(groups.isna().sum())} rows have no {group!r}; "
+                         "drop them (e.g. an unlabelled test set) before splitting")
     classes = pd.Series("all", index=table.index) if stratify is None else table[stratify]
     if classes.isna().any():
-        raise ValueError(
-            f"{int(classes.isna().sum())} rows have no {stratify!r}; drop unlabelled rows before splitting"
-        )
+        raise ValueError(f"{int(classes.isna().sum())} rows have no {stratify!r}; "
+                         "drop unlabelled rows before splitting")
     per_subject = pd.DataFrame({"group": groups.to_numpy(object), "cls": classes.to_numpy(object)})
     n_classes = per_subject.groupby("group")["cls"].nunique()
     mixed = sorted(map(str, n_classes.index[n_classes > 1]))
     if mixed:
-        raise ValueError(
-            f"subjects with images of more than one {stratify!r}: {_listing(mixed)}; "
-            "expected one class per subject"
-        )
+        raise ValueError(f"subjects with images of more than one {stratify!r}: {_listing(mixed)}; "
+                         "expected one class per subject")
 
     sizes = per_subject.groupby("group").size()
     subject_class = per_subject.drop_duplicates("group").set_index("group")["cls"]
@@ -159,8 +140,7 @@ def subject_level_split(
         if len(subjects) < len(parts):
             raise ValueError(
                 f"class {cls!r} has {len(subjects)} subject{'s' if len(subjects) != 1 else ''} "
-                f"({_listing(list(map(str, subjects)))}) but a subject-level split into "
-                f"{', '.join(parts)} needs "
+                f"({_listing(list(map(str, subjects)))}) but a subject-level split into {', '.join(parts)} needs "
                 f"at least {len(parts)} per class (one in each part); use fewer parts (a fraction of 0) "
                 "or an image-level split"
             )
@@ -170,57 +150,32 @@ def subject_level_split(
     return pd.Series(result, index=table.index, name="split")
 
 
-def assert_no_leakage(
-    table: pd.DataFrame, split_column: str | pd.Series = "split", group: str = "subject"
-) -> None:
-    """Check that no subject has images in two parts of a split.
+def assert_no_leakage(table: pd.DataFrame, split_column: str | pd.Series = "split", group: str = "subject") -> None:
+    """Check that no subject (``group``) has images in two parts of a split.
 
-    Parameters
-    ----------
-    table
-        One row per image.
-    split_column
-        Name of the column holding the part of each row, or the parts
-        themselves as a Series aligned with ``table``. Rows without a part or
-        without a subject are ignored.
-    group
-        Column identifying the subject.
-
-    Raises
-    ------
-    LeakageError
-        Naming every offending subject and the parts it appears in.
+    ``split_column`` names the column holding each row's part, or is the parts
+    themselves as a Series aligned with ``table``; rows without a part or a
+    subject are ignored. A :class:`LeakageError` names every offending subject
+    and its parts.
     """
-    split = (
-        table[split_column] if isinstance(split_column, str) else pd.Series(split_column, index=table.index)
-    )
+    split = table[split_column] if isinstance(split_column, str) else pd.Series(split_column, index=table.index)
     frame = pd.DataFrame({"group": table[group].astype(object), "split": split.astype(object)}).dropna()
     parts = frame.groupby("group")["split"].unique()
     leaked = {subject: sorted(map(str, found)) for subject, found in parts.items() if len(found) > 1}
     if leaked:
         name = split_column if isinstance(split_column, str) else (split.name or "the split")
-        listed = [
-            f"{subject} ({', '.join(found)})"
-            for subject, found in sorted(leaked.items(), key=lambda kv: str(kv[0]))
-        ]
-        raise LeakageError(
-            f"{len(leaked)} {group}{'s' if len(leaked) != 1 else ''} in more than one part of {name!r}: "
-            f"{_listing(listed)}"
-        )
+        ordered = sorted(leaked.items(), key=lambda kv: str(kv[0]))
+        listed = [f"{subject} ({', '.join(found)})" for subject, found in ordered]
+        raise LeakageError(f"{len(leaked)} {group}{'s' if len(leaked) != 1 else ''} in more than one part of {name!r}: "
+                           f"{_listing(listed)}")
 
 
 def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
     values = tuple(float(share) for share in fractions)
-    if (
-        len(values) != 3
-        or any(not share >= 0 for share in values)
-        or not math.isclose(sum(values), 1, abs_tol=1e-6)
-        or values[0] == 0
-    ):
-        raise ValueError(
-            "fractions must be three non-negative shares (train, val, test) summing to 1 "
-            f"with train > 0; got {tuple(fractions)}"
-        )
+    shares_ok = len(values) == 3 and all(share >= 0 for share in values) and math.isclose(sum(values), 1, abs_tol=1e-6)
+    if not shares_ok or values[0] == 0:
+        raise ValueError("fractions must be three non-negative shares (train, val, test) summing to 1 "
+                         f"with train > 0; got {tuple(fractions)}")
     return values  # type: ignore[return-value]
 
 
@@ -229,9 +184,8 @@ def _class_codes(table: pd.DataFrame, column: str | None) -> np.ndarray | None:
         return None
     codes, _ = pd.factorize(table[column])
     if (codes < 0).any():
-        raise ValueError(
-            f"{int((codes < 0).sum())} rows have no {column!r}; drop unlabelled rows or pass stratify=None"
-        )
+        raise ValueError(f"{int((codes < 0).sum())} rows have no {column!r}; "
+                         "drop unlabelled rows or pass stratify=None")
     return codes
 
 
@@ -240,9 +194,8 @@ def _assign(sizes: np.ndarray, shares: np.ndarray, rng: np.random.Generator) -> 
 
     Each trial takes the subjects in a random order, gives the first ones to
     the still-empty parts and every later one to the part furthest below its
-    target; the trial with the smallest total deviation wins. Random orders
-    (rather than one largest-first pass) make different seeds give different
-    but equally balanced splits.
+    target; the smallest total deviation wins. Random orders make different
+    seeds give different but equally balanced splits.
     """
     # Plain Python lists: with three parts they are several times faster than NumPy here.
     targets = [float(share) * float(sizes.sum()) for share in shares]

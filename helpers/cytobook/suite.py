@@ -54,10 +54,7 @@ class SuiteNotebook:
 
 
 def parse_notebook_name(path: str | os.PathLike) -> SuiteNotebook:
-    """Split ``NN_<chapter>_<topic>[.ipynb]`` into number and chapter.
-
-    Chapters may contain an underscore (``wbc_unet``): the longest known
-    chapter that the name continues with wins.
+    """Split ``NN_<chapter>_<topic>[.ipynb]`` into number and chapter (the longest known one: ``wbc_unet``).
 
     Raises
     ------
@@ -75,16 +72,8 @@ def parse_notebook_name(path: str | os.PathLike) -> SuiteNotebook:
 
 
 def project_root(start: str | os.PathLike | None = None) -> Path:
-    """The Cytobook checkout: the folder holding ``_config.yml`` and ``notebooks/``.
-
-    ``$CYTOBOOK_ROOT`` wins when set; otherwise the folders from ``start`` (the
-    working directory by default) upwards are searched.
-
-    Raises
-    ------
-    ProjectLayoutError
-        Naming where it looked.
-    """
+    """The Cytobook checkout: ``$CYTOBOOK_ROOT``, else the first folder holding ``_config.yml`` and ``notebooks/``
+    from ``start`` (the working directory) upwards; a :class:`ProjectLayoutError` says where it looked."""
     env = os.environ.get(ROOT_ENV)
     if env:
         root = Path(env).expanduser().resolve()
@@ -95,10 +84,8 @@ def project_root(start: str | os.PathLike | None = None) -> Path:
     for folder in (here, *here.parents):
         if (folder / "_config.yml").is_file() and (folder / "notebooks").is_dir():
             return folder
-    raise ProjectLayoutError(
-        f"no Cytobook checkout at or above {here} (a folder holding _config.yml and notebooks/): "
-        f"run from inside it or set ${ROOT_ENV}"
-    )
+    raise ProjectLayoutError(f"no Cytobook checkout at or above {here} (a folder holding _config.yml and notebooks/): "
+                             f"run from inside it or set ${ROOT_ENV}")
 
 
 def runs_root(root: Path | None = None) -> Path:
@@ -140,13 +127,7 @@ def _started(run_dir: Path) -> float:
 
 
 def latest_run(root: Path | None = None) -> Path:
-    """The most recently started run (one with a ``manifest.json``) of the project at ``root``.
-
-    Raises
-    ------
-    ProjectLayoutError
-        If there is none.
-    """
+    """The most recently started run (with a ``manifest.json``) under ``root``; else a ProjectLayoutError."""
     runs = runs_root(root)
     candidates = [d for d in runs.iterdir() if (d / "manifest.json").is_file()] if runs.is_dir() else []
     if not candidates:
@@ -157,10 +138,7 @@ def latest_run(root: Path | None = None) -> Path:
 def resolve_run(run: str | os.PathLike | None = None, root: Path | None = None) -> Path:
     """A run directory from a path, a run id under the runs folder, or ``None`` for the latest.
 
-    Raises
-    ------
-    ProjectLayoutError
-        If the run does not exist or has no ``manifest.json``.
+    A :class:`ProjectLayoutError` says when the run does not exist or has no ``manifest.json``.
     """
     if run is None:
         return latest_run(root)
