@@ -9,6 +9,7 @@ from cytobook.notebook import _import_keras_quietly
 
 keras = _import_keras_quietly()
 
+from cytobook.profiles import get_profile  # noqa: E402
 from cytobook.models.cnmc import SCRATCH_HEADS, input_size, scratch_cnn  # noqa: E402
 from cytobook.models.transfer import TRUNCATION, set_trainable, transfer_classifier  # noqa: E402
 from cytobook.training import SplitArrays, fit_head_on_features, predict_proba  # noqa: E402
@@ -28,12 +29,13 @@ def test_scratch_cnn_matches_the_report_at_300_px():
         scratch_cnn(48)
 
 
-def test_input_size_is_the_reports_224_for_resnet50_and_never_above_the_runs_images():
-    assert input_size("resnet50", 300) == 224  # full profile: the truncated base ends on 14x14x1024
-    assert input_size("resnet50", 64) == 64  # smoke and demo keep their smaller images
-    assert input_size("vgg16", 300) == 300 and input_size("mobilenet_v2", 300) == 300
-    with pytest.raises(ValueError, match="positive"):
-        input_size("resnet50", 0)
+def test_input_size_is_the_reports_224_for_resnet50_and_never_above_the_profiles_limits():
+    full = get_profile("full")
+    assert input_size("resnet50", full) == 224  # the truncated base ends on 14x14x1024
+    assert input_size("vgg16", full) == 300 and input_size("mobilenet_v2", full) == 300
+    assert input_size("resnet50", get_profile("full", image_size=128)) == 128
+    assert input_size("vgg16", get_profile("full", image_size=64, transfer_image_size={"vgg16": 32})) == 32
+    assert input_size("resnet50", get_profile("full", image_size=64, transfer_image_size={"vgg16": 32})) == 64
 
 
 @pytest.mark.parametrize("arch, shape", [("vgg16", (14, 14, 512)), ("resnet50", (14, 14, 1024)), ("mobilenet_v2", (14, 14, 96))])

@@ -1,4 +1,4 @@
-"""Staged transfer recipes: stages run as asked, random bases get usable statistics, settings are recorded."""
+"""Staged transfer recipes: stages run as asked, random bases are replaced by a stand-in trained on the images, settings are recorded."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from cytobook.notebook import _import_keras_quietly
 
 keras = _import_keras_quietly()
 
-from cytobook.models.transfer import Recipe, Stage, recalibrate_batch_norm, recipe_table, train_recipe, transfer_classifier  # noqa: E402
+from cytobook.models.transfer import (  # noqa: E402
+    Recipe, Stage, recalibrate_batch_norm, recipe_table, stand_in_base, train_recipe, transfer_classifier,
+)
 from cytobook.profiles import get_profile  # noqa: E402
 from cytobook.training import SplitArrays  # noqa: E402
 
@@ -41,15 +43,36 @@ def test_batch_norm_statistics_become_those_of_the_images():
 
 
 def test_recipe_runs_both_stages_and_records_them():
-    profile = get_profile("smoke", epochs=2, fine_tune_epochs=1, random_init_learning_rate=1e-4)
+    profile = get_profile("smoke", epochs=2, fine_tune_epochs=1)
     recipe = Recipe("mobilenet_v2_last_block", "mobilenet_v2", Stage("adam", 1e-3), Stage("adam", 1e-5, "block_16_expand"),
                     dense=None)
     trained = train_recipe(recipe, tiny_data(), profile=profile, seed=0)
     assert len(trained.history["loss"]) == 3 and trained.stage_starts == {2: "fine-tuning"}
-    assert trained.settings["imagenet_weights"] is None and trained.settings["batch_norm_recalibrated"] == 52
-    # A random base is fine-tuned at the profile's rate, not at the rate meant for ImageNet weights.
-    assert trained.settings["fine_tuning"]["learning_rate"] == 1e-4
+    assert trained.settings["imagenet_weights"] is None and trained.settings["stand_in_base"]["epochs"] == 1
+    # The stand-in replaces the ImageNet weights, not the recipe: fine-tuning keeps the recipe's rate.
+    assert trained.settings["fine_tuning"]["learning_rate"] == 1e-5
     assert trained.settings["fine_tuning"]["from_layer"] == "block_16_expand"
+
+
+def separable_data(n: int = 32, size: int = 32) -> SplitArrays:
+    """Bright cells against dark cells: any base that learns at all separates them."""
+    rng = np.random.default_rng(1)
+    y = (np.arange(n) % 2).astype("float32")
+    x = (rng.random((n, size, size, 3)) * 60 + 40 + 120 * y[:, None, None, None]).astype("uint8")
+    return SplitArrays(x, y, x[:8], y[:8], x[:8], y[:8])
+
+
+def test_stand_in_base_learns_the_training_images_and_is_shared_by_recipes():
+    data = separable_data()
+    profile = get_profile("smoke", epochs=1, stand_in_epochs=8, stand_in_learning_rate=1e-3)
+    stand_in = stand_in_base("mobilenet_v2", data, profile=profile, seed=0)
+    assert stand_in.stand_in_history["accuracy"][-1] >= 0.9
+    assert stand_in_base("mobilenet_v2", data, profile=profile, seed=0) is stand_in  # trained once per split
+    # A truncated feature-extraction model starts from (and keeps) the stand-in's weights, layer by layer.
+    trained = train_recipe(Recipe("fe", "mobilenet_v2", Stage("adam", 1e-3), truncated=True, dense=None), data,
+                           profile=profile, seed=0)
+    layer = trained.model.get_layer("base").get_layer("block_5_project")
+    assert np.array_equal(layer.get_weights()[0], stand_in.get_layer("base").get_layer("block_5_project").get_weights()[0])
 
 
 def test_feature_extraction_recipe_stops_after_one_stage():

@@ -125,6 +125,9 @@ class Profile:
         Size of the generated C-NMC data (ignored when real data is given).
     image_size
         Side of the square model input for the C-NMC models (300 in report 1).
+    transfer_image_size
+        Largest input side of each transfer architecture, where it must be
+        below the run's images (:func:`cytobook.models.cnmc.input_size`).
     epochs, batch_size
         Training length and batch size of the C-NMC models (feature extraction
         and models trained from scratch).
@@ -135,10 +138,11 @@ class Profile:
     imagenet_required
         If true, a missing ImageNet weight file is an error; otherwise the
         notebook says loudly that it starts from random weights.
-    random_init_learning_rate
-        Fine-tuning rate of a transfer model whose base starts from random
-        weights (no ImageNet file and no network), instead of the recipe's
-        rate meant for pretrained weights; ``None`` keeps the recipe's.
+    stand_in_epochs, stand_in_learning_rate
+        Without ImageNet weights (no file and no network; never in ``full``),
+        a transfer base is first trained from random weights on the training
+        images for this many epochs with Adam at this rate, standing in for
+        ImageNet pretraining (:func:`cytobook.models.transfer.stand_in_base`).
     dlmi, mil
         Size of the generated lymphocytosis data and the settings of the
         multi-instance models trained on it (report 4).
@@ -148,12 +152,14 @@ class Profile:
     purpose: str
     cnmc: CnmcSpec = field(default_factory=CnmcSpec)
     image_size: int = 300
+    transfer_image_size: dict[str, int] = field(default_factory=dict)
     epochs: int = 30
     batch_size: int = 32
     fine_tune_epochs: int = 20
     patience: int | None = 10
     imagenet_required: bool = True
-    random_init_learning_rate: float | None = None
+    stand_in_epochs: int = 0
+    stand_in_learning_rate: float = 1e-3
     dlmi: DlmiSpec = field(default_factory=DlmiSpec)
     mil: MilSpec = field(default_factory=MilSpec)
 
@@ -170,12 +176,13 @@ PROFILES: dict[str, Profile] = {
             final_subjects=(1, 1),
         ),
         image_size=64,
+        transfer_image_size={"vgg16": 32, "resnet50": 32, "mobilenet_v2": 32},
         epochs=1,
         batch_size=16,
         fine_tune_epochs=1,
         patience=None,
         imagenet_required=False,
-        random_init_learning_rate=1e-4,
+        stand_in_epochs=1,
         dlmi=DlmiSpec(train_patients=(6, 4), test_patients=3, images_per_patient=(3, 6)),
         mil=MilSpec(image_size=32, epochs=1, bags_per_step=4, cv_folds=2, max_instances=8, encoder_width=8,
                     vit=(32, 2, 2), lora_rank=2),
@@ -191,13 +198,16 @@ PROFILES: dict[str, Profile] = {
             final_subjects=(2, 2),
         ),
         image_size=64,
+        # A VGG16 trained from random weights (no ImageNet file, no network) costs ~10 s an epoch at 32 px, ~55 at 64;
+        # MobileNetV2 and ResNet50 keep 64 px, where their last stages still see more than one pixel.
+        transfer_image_size={"vgg16": 32},
         epochs=20,  # the scratch CNN's validation loss plateaus ~10 epochs before it falls
         batch_size=16,
         fine_tune_epochs=1,  # fine-tuning whole bases costs ~20-35 s an epoch on 2 cores
         patience=8,
         imagenet_required=False,
-        # Random bases (no ImageNet file, no network) are fine-tuned ten times faster than pretrained ones.
-        random_init_learning_rate=1e-4,
+        # A random base (no ImageNet file, no network) learns the cells in ~6 epochs of end-to-end training.
+        stand_in_epochs=6,
         dlmi=DlmiSpec(train_patients=(42, 18), test_patients=12, images_per_patient=(12, 40)),
         # Each of the chapter's trainable models runs 5 folds: few short epochs, small bags and a narrow encoder.
         mil=MilSpec(image_size=64, epochs=12, bags_per_step=4, lr_patience=3, stop_patience=5, max_instances=16,
@@ -232,12 +242,13 @@ def get_profile(name: str | None = None, **overrides) -> Profile:
 #: Where each C-NMC training setting of the ``full`` profile comes from: report 1, or our choice where it is silent.
 FULL_SETTING_SOURCES: dict[str, str] = {
     "image_size": "report 1, 3.2: 300x300 inputs (ResNet50 gets 224 px, see cytobook.models.cnmc.input_size)",
+    "transfer_image_size": "report 1: the transfer models see the chapter's images",
     "batch_size": "report 1, 3.2: batch size 32",
     "epochs": "ours: the report gives no number of epochs",
     "fine_tune_epochs": "ours: the report gives no number of epochs",
     "patience": "ours: early stopping on the validation loss, best weights kept; the report does not say when it stopped",
     "imagenet_required": "report 1, 3.3: every transfer model starts from ImageNet",
-    "random_init_learning_rate": "not used: full requires ImageNet weights",
+    "stand_in_epochs": "not used: full requires ImageNet weights",
 }
 
 

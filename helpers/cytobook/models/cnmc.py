@@ -26,19 +26,20 @@ SCRATCH_HEADS: dict[str, tuple[tuple[str, float], ...]] = {
 REPORT_INPUT_SIZE: dict[str, int] = {"resnet50": 224}
 
 
-def input_size(arch: str, available: int) -> int:
-    """Side in pixels of the images fed to ``arch``: its :data:`REPORT_INPUT_SIZE`, never more than ``available``.
+def input_size(arch: str, profile) -> int:
+    """Side in pixels of the images fed to transfer model ``arch`` in a run of ``profile``.
 
-    ``available`` is the side of the run's prepared images (the profile's
-    ``image_size``). The ``full`` profile prepares 300 px images, so ResNet50
-    gets them shrunk to 224 px and its truncated base ends on the report's
-    14x14x1024 map; the smaller images of ``smoke`` and ``demo`` are used as
-    they are, and so are the other architectures' (*our reading* of the
-    report, which states 300 px for the chapter and 14x14x1024 for ResNet50).
+    The report's size for ``arch`` (:data:`REPORT_INPUT_SIZE`, else the
+    run's), never more than the run's prepared images (``profile.image_size``)
+    nor than ``profile.transfer_image_size[arch]`` where set. The ``full`` profile
+    prepares 300 px images, so ResNet50 gets them shrunk to 224 px and its
+    truncated base ends on the report's 14x14x1024 map (*our reading* of the
+    report, which states 300 px for the chapter and 14x14x1024 for ResNet50);
+    ``demo`` feeds VGG16 32 px images, so that a base trained from random
+    weights costs seconds, not a minute, an epoch on a CPU.
     """
-    if available < 1:
-        raise ValueError(f"available must be a positive image size, got {available}")
-    return min(REPORT_INPUT_SIZE.get(arch, available), available)
+    limits = [profile.image_size, profile.transfer_image_size.get(arch, profile.image_size)]
+    return min(REPORT_INPUT_SIZE.get(arch, profile.image_size), *limits)
 
 
 def scratch_cnn(size: int, head: str = "dropout-dense256-dropout") -> keras.Model:

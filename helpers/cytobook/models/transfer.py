@@ -18,20 +18,19 @@ notebook. Batch normalisation stays frozen in inference mode when a base is
 unfrozen (*our choice*, as in the Keras transfer-learning guide).
 
 **Without ImageNet weights** (a machine that has neither the file nor a
-network, in the ``smoke`` and ``demo`` profiles) a base starts from random
-weights, and the ImageNet settings no longer fit: the batch-normalisation
-statistics are ImageNet's defaults (mean 0, variance 1), which let the signal
-fade through a deep random base, and fine-tuning rates such as 1e-5 are meant
-to nudge pretrained weights, not to train random ones. :func:`train_recipe`
-then re-estimates the batch-normalisation statistics on the training images
-(:func:`recalibrate_batch_norm`) and fine-tunes at the profile's
-``random_init_learning_rate``; the architecture and what is unfrozen are
-unchanged, and the returned :class:`~cytobook.training.Trained` records what
-was done.
+network, in the ``smoke`` and ``demo`` profiles) there are no pretrained
+features to extract or fine-tune. :func:`train_recipe` then first trains the
+whole base from random weights on the split's own training images
+(:func:`stand_in_base`, at the profile's ``stand_in_epochs`` and
+``stand_in_learning_rate``), and runs the recipe's stages unchanged from that
+stand-in for ImageNet: same architecture, same stages, same rates. The
+returned :class:`~cytobook.training.Trained` records which weights it started
+from.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import keras
@@ -183,6 +182,50 @@ def recalibrate_batch_norm(model: keras.Model, images: np.ndarray, batch_size: i
     return len(norms)
 
 
+_STAND_INS: dict[tuple, keras.Model] = {}
+
+
+def stand_in_base(arch: str, data: SplitArrays, *, profile, seed: int) -> keras.Model:
+    """The whole ``arch`` base trained from random weights on ``data``'s training images.
+
+    It stands in for ImageNet weights where there are none: the base, its
+    convolutions drawn from He et al.'s normal initialisation (meant for deep
+    ReLU networks trained from scratch; Keras's default, Glorot's, leaves
+    VGG16 stuck at chance) and under a global-average-pooling and sigmoid
+    head, is trained end to end (batch normalisation included) with Adam at ``profile.stand_in_learning_rate`` for
+    ``profile.stand_in_epochs`` epochs, without early stopping because the
+    validation loss of a network whose batch-normalisation statistics are
+    still moving says little; those statistics are then set from the training
+    images (:func:`recalibrate_batch_norm`). Only training images are seen, so
+    the split's validation and test images stay unseen. The result is kept
+    for the kernel's life, keyed by the architecture, the training images and
+    the seed, so that every recipe on the same split starts from the same base.
+
+    Returns
+    -------
+    keras.Model
+        The trained model (``preprocess``, ``base``, ``head``); its attribute
+        ``stand_in_history`` is the training loss and accuracy per epoch.
+    """
+    fingerprint = hashlib.sha1(np.ascontiguousarray(data.x_train).tobytes() + np.asarray(data.y_train).tobytes()).hexdigest()
+    key = (arch, data.x_train.shape[1:], seed, fingerprint, profile.stand_in_epochs, profile.stand_in_learning_rate)
+    if key not in _STAND_INS:
+        keras.utils.set_random_seed(seed)
+        model = transfer_classifier(arch, data.x_train.shape[1], dense=None, dropout=None, weights=None, required=False)
+        base = model.get_layer("base")
+        base.trainable = True  # batch normalisation too: its statistics must be learnt
+        convolutions = [layer for layer in base.layers if isinstance(layer, keras.layers.Conv2D)]
+        for index, layer in enumerate(convolutions):  # He et al.'s initialisation: without it VGG16 does not start learning
+            layer.kernel.assign(keras.initializers.HeNormal(seed=seed + index)(layer.kernel.shape))
+        compile_binary(model, "adam", profile.stand_in_learning_rate)
+        result = model.fit(data.x_train, data.y_train, epochs=profile.stand_in_epochs,
+                           batch_size=profile.batch_size, verbose=0)
+        recalibrate_batch_norm(model, data.x_train[np.random.default_rng(seed).permutation(len(data.x_train))])
+        model.stand_in_history = {name: [float(v) for v in values] for name, values in result.history.items()}
+        _STAND_INS[key] = model
+    return _STAND_INS[key]
+
+
 @dataclass(frozen=True)
 class Stage:
     """One training stage of a :class:`Recipe`.
@@ -255,7 +298,7 @@ def train_recipe(recipe: Recipe, data: SplitArrays, *, profile, seed: int, size:
     profile
         The run's :class:`~cytobook.profiles.Profile`: epochs, fine-tuning
         epochs, batch size, patience, whether ImageNet weights are required,
-        and the fine-tuning rate for random initial weights.
+        and how a stand-in base is trained without them (:func:`stand_in_base`).
     size
         Input side; by default the side of ``data``'s images.
 
@@ -263,17 +306,22 @@ def train_recipe(recipe: Recipe, data: SplitArrays, *, profile, seed: int, size:
     -------
     Trained
         With ``stage_starts`` (where fine-tuning begins in the history) and
-        ``settings`` (the weights used and each stage's optimiser, rate and
-        unfrozen layers, as actually run).
+        ``settings`` (the ImageNet file or the stand-in base started from, and
+        each stage's optimiser, rate and unfrozen layers, as actually run).
     """
     keras.utils.set_random_seed(seed)
     size = size or data.x_train.shape[1]
     model = transfer_classifier(recipe.arch, size, truncated=recipe.truncated, pooling=recipe.pooling,
                                 dense=recipe.dense, dropout=recipe.dropout, required=profile.imagenet_required)
-    random_start = model.imagenet_weights is None
-    settings: dict[str, object] = {"imagenet_weights": str(model.imagenet_weights) if not random_start else None}
-    if random_start:
-        settings["batch_norm_recalibrated"] = recalibrate_batch_norm(model, data.x_train)
+    settings: dict[str, object] = {"imagenet_weights": None if model.imagenet_weights is None else str(model.imagenet_weights)}
+    if model.imagenet_weights is None:
+        stand_in = stand_in_base(recipe.arch, data, profile=profile, seed=seed)
+        for layer in model.get_layer("base").layers:  # a truncated base has a prefix of the whole base's layers
+            if layer.weights:
+                layer.set_weights(stand_in.get_layer("base").get_layer(layer.name).get_weights())
+        settings["stand_in_base"] = {"epochs": profile.stand_in_epochs, "optimizer": "adam",
+                                     "learning_rate": profile.stand_in_learning_rate,
+                                     "final_training_accuracy": stand_in.stand_in_history["accuracy"][-1]}
     history = fit_head_on_features(model, data, epochs=profile.epochs, batch_size=profile.batch_size,
                                    optimizer=recipe.extract.optimizer, learning_rate=recipe.extract.learning_rate,
                                    patience=profile.patience)
@@ -282,16 +330,11 @@ def train_recipe(recipe: Recipe, data: SplitArrays, *, profile, seed: int, size:
     stage = recipe.fine_tune
     if stage is None:
         return trained
-    rate = stage.learning_rate
-    if random_start and profile.random_init_learning_rate is not None:
-        rate = profile.random_init_learning_rate
     unfrozen = set_trainable(model, stage.unfreeze)
-    compile_binary(model, stage.optimizer, rate)
+    compile_binary(model, stage.optimizer, stage.learning_rate)
     trained.stage_starts = {len(history["loss"]): "fine-tuning"}
     trained.history = fit(model, data, epochs=profile.fine_tune_epochs, batch_size=profile.batch_size,
                           patience=profile.patience, history=history)
-    if random_start:
-        recalibrate_batch_norm(model, data.x_train)
-    settings["fine_tuning"] = {"optimizer": stage.optimizer, "learning_rate": rate, "unfrozen_layers": len(unfrozen),
+    settings["fine_tuning"] = {"optimizer": stage.optimizer, "learning_rate": stage.learning_rate, "unfrozen_layers": len(unfrozen),
                                "from_layer": unfrozen[0], "trainable_parameters": sum(int(np.prod(w.shape)) for w in model.trainable_weights)}
     return trained
