@@ -35,6 +35,7 @@ def test_transfer_classifier_loads_cached_imagenet_weights(tmp_path, monkeypatch
 @pytest.mark.parametrize("size", [64, 300])  # the notebook's input sizes: smoke and demo, full
 def test_transfer_classifier_without_required_weights_names_the_file(tmp_path, monkeypatch, size):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty"))
+    monkeypatch.setenv("CYTOBOOK_OFFLINE", "1")  # a machine with a network would otherwise download the file
     with pytest.raises(MissingWeightsError) as caught:
         transfer_classifier("mobilenet_v2", size, required=True)
     message = str(caught.value)

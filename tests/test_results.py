@@ -48,9 +48,11 @@ def test_evaluate_saves_the_model_without_optimizer_state_and_it_reloads(tmp_pat
     assert model.optimizer.variables and model.get_layer("head").optimizer.variables
 
     run = NotebookRun("05_test", get_profile("smoke"), None, tmp_path, 0)
-    report = results.evaluate(run, Trained("tiny", model, history), data, "image", show=False)
+    report = results.evaluate(run, Trained("tiny", model, history), data, "image", show=False, keep_model=True)
     path = tmp_path / "artifacts" / "05_test" / "models" / "image" / "tiny.keras"
     assert path.is_file() and optimizer_groups(path) == []
+    results.evaluate(run, Trained("not_kept", model, history), data, "image", show=False)
+    assert not path.with_name("not_kept.keras").exists()  # only models a later notebook loads are saved
 
     with_optimizer = tmp_path / "with_optimizer.keras"
     model.save(with_optimizer)

@@ -92,3 +92,21 @@ def test_recipe_table_names_each_stage():
     assert table.loc["b", "head"] == "global average + dense 512"
     assert table.loc["b", "base"] == "resnet50, without its last block"
     assert table.loc["b", "fine-tuning"] == "everything, rmsprop 1e-05"
+
+
+def test_recipes_sharing_feature_extraction_train_it_once(monkeypatch):
+    import cytobook.models.transfer as transfer
+
+    calls = []
+    original = transfer.fit_head_on_features
+    monkeypatch.setattr(transfer, "fit_head_on_features", lambda *a, **k: calls.append(1) or original(*a, **k))
+    profile = get_profile("smoke", epochs=2, fine_tune_epochs=1)
+    data = tiny_data(n=20)
+    extract = Stage("adam", 1e-3)
+    alone = train_recipe(Recipe("fe", "mobilenet_v2", extract, dense=None), data, profile=profile, seed=3)
+    tuned = train_recipe(Recipe("ft", "mobilenet_v2", extract, Stage("adam", 1e-5, "block_16_expand"), dense=None), data,
+                         profile=profile, seed=3)
+    other_head = train_recipe(Recipe("fe64", "mobilenet_v2", extract, dense=64), data, profile=profile, seed=3)
+    assert len(calls) == 2  # "fe" and "fe64"; "ft" reuses the stage of "fe"
+    assert tuned.history["loss"][:2] == alone.history["loss"] and len(tuned.history["loss"]) == 3
+    assert other_head.history["loss"] != alone.history["loss"]

@@ -4,9 +4,9 @@ Each training notebook of a chapter ends a model with :func:`evaluate`, which
 draws the learning curves, the confusion matrix and the ROC curve, returns the
 report's metrics, and saves the validation and test probabilities
 (``artifacts/<notebook>/predictions/<split scheme>/<model>.npz``, found by
-:func:`load_predictions`) and the model (``.../models/<scheme>/<model>.keras``,
-for the explainability notebook, without optimizer state: see
-:func:`save_model`) to the run. :func:`load_splits` gives a chapter's
+:func:`load_predictions`) and, when asked, the model
+(``.../models/<scheme>/<model>.keras``, for the explainability notebook,
+without optimizer state: see :func:`save_model`) to the run. :func:`load_splits` gives a chapter's
 notebooks the arrays of the data-preparation notebook, and
 :func:`load_predictions` the saved probabilities of named models.
 """
@@ -72,6 +72,7 @@ def evaluate(
     scheme: str,
     show: bool = True,
     stage_starts: Mapping[int, str] | None = None,
+    keep_model: bool = False,
 ) -> dict:
     """Score ``trained`` on the test set, show its figures and save its probabilities.
 
@@ -92,6 +93,9 @@ def evaluate(
         first epoch) and its name, marked on the learning curves: e.g.
         ``{20: "fine-tuning"}`` after 20 epochs of feature extraction;
         ``trained.stage_starts`` by default.
+    keep_model
+        Also save the model, for a later notebook that loads it. Only the
+        models used later are kept: a ResNet50 file is about 95 MB.
 
     Returns
     -------
@@ -115,7 +119,8 @@ def evaluate(
         run.artifact("predictions", scheme, f"{trained.name}.npz"),
         p_val=trained.p_val, y_val=data.y_val, p_test=trained.p_test, y_test=data.y_test,
     )
-    save_model(trained.model, run.artifact("models", scheme, f"{trained.name}.keras"))
+    if keep_model:
+        save_model(trained.model, run.artifact("models", scheme, f"{trained.name}.keras"))
     if show:
         title = f"{trained.name} ({scheme}-level split)"
         if trained.history:

@@ -31,7 +31,7 @@ from.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import keras
 import numpy as np
@@ -183,23 +183,32 @@ def recalibrate_batch_norm(model: keras.Model, images: np.ndarray, batch_size: i
 
 
 _STAND_INS: dict[tuple, keras.Model] = {}
+_EXTRACTED: dict[tuple, tuple[list[np.ndarray], dict[str, list[float]]]] = {}
+
+
+def _fingerprint(data: SplitArrays) -> str:
+    """A digest of the training and validation arrays: the same split gives the same key."""
+    digest = hashlib.sha1()
+    for array in (data.x_train, data.y_train, data.x_val, data.y_val):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
 
 
 def stand_in_base(arch: str, data: SplitArrays, *, profile, seed: int) -> keras.Model:
     """The whole ``arch`` base trained from random weights on ``data``'s training images.
 
-    It stands in for ImageNet weights where there are none: the base, its
-    convolutions drawn from He et al.'s normal initialisation (meant for deep
-    ReLU networks trained from scratch; Keras's default, Glorot's, leaves
-    VGG16 stuck at chance) and under a global-average-pooling and sigmoid
-    head, is trained end to end (batch normalisation included) with Adam at ``profile.stand_in_learning_rate`` for
-    ``profile.stand_in_epochs`` epochs, without early stopping because the
-    validation loss of a network whose batch-normalisation statistics are
-    still moving says little; those statistics are then set from the training
-    images (:func:`recalibrate_batch_norm`). Only training images are seen, so
-    the split's validation and test images stay unseen. The result is kept
-    for the kernel's life, keyed by the architecture, the training images and
-    the seed, so that every recipe on the same split starts from the same base.
+    It stands in for ImageNet weights where there are none. The base, its
+    convolutions drawn from He et al.'s initialisation (meant for deep ReLU
+    networks trained from scratch; with Keras's default, Glorot's, VGG16 does
+    not start learning), is trained end to end under a global-average-pooling
+    and sigmoid head, batch normalisation included, with Adam at
+    ``profile.stand_in_learning_rate`` for ``profile.stand_in_epochs`` epochs.
+    There is no early stopping: the validation loss of a network whose
+    batch-normalisation statistics still move says little; those statistics
+    are then set from the training images (:func:`recalibrate_batch_norm`).
+    Validation and test images stay unseen. The result is kept for the
+    kernel's life, keyed by architecture, training images and seed, so every
+    recipe on one split starts from the same base.
 
     Returns
     -------
@@ -207,8 +216,7 @@ def stand_in_base(arch: str, data: SplitArrays, *, profile, seed: int) -> keras.
         The trained model (``preprocess``, ``base``, ``head``); its attribute
         ``stand_in_history`` is the training loss and accuracy per epoch.
     """
-    fingerprint = hashlib.sha1(np.ascontiguousarray(data.x_train).tobytes() + np.asarray(data.y_train).tobytes()).hexdigest()
-    key = (arch, data.x_train.shape[1:], seed, fingerprint, profile.stand_in_epochs, profile.stand_in_learning_rate)
+    key = (arch, seed, _fingerprint(data), profile.stand_in_epochs, profile.stand_in_learning_rate, profile.batch_size)
     if key not in _STAND_INS:
         keras.utils.set_random_seed(seed)
         model = transfer_classifier(arch, data.x_train.shape[1], dense=None, dropout=None, weights=None, required=False)
@@ -293,6 +301,11 @@ def recipe_table(recipes: list[Recipe]) -> pd.DataFrame:
 def train_recipe(recipe: Recipe, data: SplitArrays, *, profile, seed: int, size: int | None = None) -> Trained:
     """Build ``recipe``'s model from ``seed`` and train it stage by stage on ``data``.
 
+    Recipes that share their feature-extraction stage (a feature-extraction
+    model and its fine-tuned sibling) share its result within the kernel: the
+    stage is trained once, from the same seed, and its head weights and
+    learning curve are reused, as if it had been trained again.
+
     Parameters
     ----------
     profile
@@ -322,14 +335,22 @@ def train_recipe(recipe: Recipe, data: SplitArrays, *, profile, seed: int, size:
         settings["stand_in_base"] = {"epochs": profile.stand_in_epochs, "optimizer": "adam",
                                      "learning_rate": profile.stand_in_learning_rate,
                                      "final_training_accuracy": stand_in.stand_in_history["accuracy"][-1]}
-    history = fit_head_on_features(model, data, epochs=profile.epochs, batch_size=profile.batch_size,
-                                   optimizer=recipe.extract.optimizer, learning_rate=recipe.extract.learning_rate,
-                                   patience=profile.patience)
+    key = (replace(recipe, name="", fine_tune=None), seed, _fingerprint(data), settings["imagenet_weights"],
+           profile.epochs, profile.batch_size, profile.patience, profile.stand_in_epochs, profile.stand_in_learning_rate)
+    if key not in _EXTRACTED:
+        history = fit_head_on_features(model, data, epochs=profile.epochs, batch_size=profile.batch_size,
+                                       optimizer=recipe.extract.optimizer, learning_rate=recipe.extract.learning_rate,
+                                       patience=profile.patience)
+        _EXTRACTED[key] = (model.get_layer("head").get_weights(), history)
+    head_weights, history = _EXTRACTED[key]
+    model.get_layer("head").set_weights(head_weights)
+    history = {name: list(values) for name, values in history.items()}
     settings["feature_extraction"] = {"optimizer": recipe.extract.optimizer, "learning_rate": recipe.extract.learning_rate}
     trained = Trained(recipe.name, model, history, settings=settings)
     stage = recipe.fine_tune
     if stage is None:
         return trained
+    keras.utils.set_random_seed(seed + 1)  # the same fine-tuning whether feature extraction ran here or earlier
     unfrozen = set_trainable(model, stage.unfreeze)
     compile_binary(model, stage.optimizer, stage.learning_rate)
     trained.stage_starts = {len(history["loss"]): "fine-tuning"}
