@@ -64,7 +64,7 @@ def separable_data(n: int = 32, size: int = 32) -> SplitArrays:
 
 def test_stand_in_base_learns_the_training_images_and_is_shared_by_recipes():
     data = separable_data()
-    profile = get_profile("smoke", epochs=1, stand_in_epochs=8, stand_in_learning_rate=1e-3)
+    profile = get_profile("smoke", epochs=1, stand_in_epochs=8)
     stand_in = stand_in_base("mobilenet_v2", data, profile=profile, seed=0)
     assert stand_in.stand_in_history["accuracy"][-1] >= 0.9
     assert stand_in_base("mobilenet_v2", data, profile=profile, seed=0) is stand_in  # trained once per split

@@ -138,11 +138,11 @@ class Profile:
     imagenet_required
         If true, a missing ImageNet weight file is an error; otherwise the
         notebook says loudly that it starts from random weights.
-    stand_in_epochs, stand_in_learning_rate
+    stand_in_epochs
         Without ImageNet weights (no file and no network; never in ``full``),
         a transfer base is first trained from random weights on the training
-        images for this many epochs with Adam at this rate, standing in for
-        ImageNet pretraining (:func:`cytobook.models.transfer.stand_in_base`).
+        images for this many epochs, standing in for ImageNet pretraining
+        (:func:`cytobook.models.transfer.stand_in_base`).
     dlmi, mil
         Size of the generated lymphocytosis data and the settings of the
         multi-instance models trained on it (report 4).
@@ -159,7 +159,6 @@ class Profile:
     patience: int | None = 10
     imagenet_required: bool = True
     stand_in_epochs: int = 0
-    stand_in_learning_rate: float = 3e-4
     dlmi: DlmiSpec = field(default_factory=DlmiSpec)
     mil: MilSpec = field(default_factory=MilSpec)
 
@@ -205,7 +204,7 @@ PROFILES: dict[str, Profile] = {
         epochs=20,  # the scratch CNN's validation loss plateaus ~10 epochs before it falls
         batch_size=16,
         fine_tune_epochs=1,  # fine-tuning whole bases costs ~20-35 s an epoch on 2 cores
-        patience=8,
+        patience=12,  # longer than that plateau: with 8, a scratch variant stopped on it and predicted one class
         imagenet_required=False,
         # Trained end to end from random weights, each base reaches a test AUC of ~0.65-0.75 in 5-6 epochs.
         stand_in_epochs=5,
