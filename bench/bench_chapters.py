@@ -2,8 +2,8 @@
 
 Not a test: a plain script. It runs the notebooks with
 :func:`cytobook.runner.run_suite` into a new run directory (never over an
-earlier run), then prints each notebook's time from that run's manifest, each
-chapter's total and the machine it ran on. Generating the chapter's data is
+earlier run), printing its progress, then each notebook's time from that
+run's manifest, each chapter's total and the machine it ran on. Generating the chapter's data is
 part of its first notebook's time, unless the data cache already holds it;
 the install of ``make book`` is not included.
 
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    run_dir = run_suite(args.profile, only=args.only, seed=args.seed, log=lambda line: None)
+    run_dir = run_suite(args.profile, only=args.only, seed=args.seed)
     manifest = json.loads((run_dir / "manifest.json").read_text())
     print(f"profile {args.profile}, {manifest['device']}, backend {manifest['keras_backend']}, run {run_dir}")
     for record in manifest["notebooks"]:
