@@ -137,7 +137,8 @@ class Profile:
         Early stopping on the validation loss, or ``None`` to train every epoch.
     imagenet_required
         If true, a missing ImageNet weight file is an error; otherwise the
-        notebook says loudly that it starts from random weights.
+        notebook says loudly that it starts from random weights (see
+        ``stand_in_epochs``).
     stand_in_epochs
         Without ImageNet weights (no file and no network; never in ``full``),
         a transfer base is first trained from random weights on the training
