@@ -219,7 +219,7 @@ def stand_in_base(arch: str, data: SplitArrays, *, profile, seed: int) -> keras.
     -------
     keras.Model
         The trained model (``preprocess``, ``base``, ``head``); its attribute
-        ``stand_in_history`` is the training loss and accuracy per epoch.
+        ``stand_in_settings`` records epochs, optimiser, rate and final training accuracy.
     """
     key = (arch, seed, _fingerprint(data), profile.stand_in_epochs, profile.batch_size)
     if key not in _STAND_INS:
@@ -230,11 +230,13 @@ def stand_in_base(arch: str, data: SplitArrays, *, profile, seed: int) -> keras.
         convolutions = [layer for layer in base.layers if isinstance(layer, keras.layers.Conv2D)]
         for index, layer in enumerate(convolutions):  # He et al.'s initialisation: without it VGG16 does not start learning
             layer.kernel.assign(keras.initializers.HeNormal(seed=seed + index)(layer.kernel.shape))
-        compile_binary(model, "adam", STAND_IN_LEARNING_RATE.get(arch, 1e-3))
+        rate = STAND_IN_LEARNING_RATE.get(arch, 1e-3)
+        compile_binary(model, "adam", rate)
         result = model.fit(data.x_train, data.y_train, epochs=profile.stand_in_epochs,
                            batch_size=profile.batch_size, verbose=0)
         recalibrate_batch_norm(model, data.x_train[np.random.default_rng(seed).permutation(len(data.x_train))])
-        model.stand_in_history = {name: [float(v) for v in values] for name, values in result.history.items()}
+        model.stand_in_settings = {"epochs": profile.stand_in_epochs, "optimizer": "adam", "learning_rate": rate,
+                                   "final_training_accuracy": float(result.history["accuracy"][-1])}
         _STAND_INS[key] = model
     return _STAND_INS[key]
 
@@ -337,9 +339,7 @@ def train_recipe(recipe: Recipe, data: SplitArrays, *, profile, seed: int, size:
         for layer in model.get_layer("base").layers:  # a truncated base has a prefix of the whole base's layers
             if layer.weights:
                 layer.set_weights(stand_in.get_layer("base").get_layer(layer.name).get_weights())
-        settings["stand_in_base"] = {"epochs": profile.stand_in_epochs, "optimizer": "adam",
-                                     "learning_rate": STAND_IN_LEARNING_RATE.get(recipe.arch, 1e-3),
-                                     "final_training_accuracy": stand_in.stand_in_history["accuracy"][-1]}
+        settings["stand_in_base"] = stand_in.stand_in_settings
     key = (replace(recipe, name="", fine_tune=None), seed, _fingerprint(data), settings["imagenet_weights"],
            profile.epochs, profile.batch_size, profile.patience, profile.stand_in_epochs)
     if key not in _EXTRACTED:
