@@ -236,22 +236,24 @@ def test_loader_round_trip(smoke_root):
     assert (merged["split"] == merged["split_p"]).all() and (merged["label"] == merged["label_p"]).all()
 
 
-def test_generated_classes_differ_in_count_and_nucleus_size(tmp_path):
-    """Malignant patients: higher counts, smaller nuclei (dark pixels), on a mid-size set."""
+def test_generated_classes_differ_in_count_and_cytoplasm(tmp_path):
+    """Malignant patients: higher counts, older, less deep-blue (basophilic) cytoplasm, on a mid-size set."""
     spec = DlmiSpec(train_patients=(14, 10), test_patients=0, images_per_patient=(6, 6))
     data = load_dlmi(generate_dlmi(tmp_path, spec, seed=3))
-    area = {}
+    blue = {}
     for pid, group in data.images.groupby("patient_id"):
-        # Nuclear chromatin is the only thing this dark in green; smudge cells are paler.
-        area[pid] = np.mean([(np.asarray(Image.open(p))[..., 1] < 100).mean() for p in group["path"]])
-    patients = data.patients.assign(area=data.patients["patient_id"].map(area))
-    medians = patients.groupby("label")[["lymph_count", "area", "age"]].median()
+        # Deep blue and not dark: the basophilic skirt of reactive cytoplasm (chromatin is dark in green).
+        pixels = [np.asarray(Image.open(p)).astype(int) for p in group["path"]]
+        blue[pid] = np.mean([((a[..., 2] - a[..., 0] > 45) & (a[..., 1] > 100)).mean() for a in pixels])
+    patients = data.patients.assign(blue=data.patients["patient_id"].map(blue))
+    medians = patients.groupby("label")[["lymph_count", "blue", "age"]].median()
     assert medians.loc[1, "lymph_count"] > 1.5 * medians.loc[0, "lymph_count"]
-    assert medians.loc[1, "area"] < 0.9 * medians.loc[0, "area"]
+    assert medians.loc[0, "blue"] > 1.5 * medians.loc[1, "blue"]
     assert medians.loc[1, "age"] > medians.loc[0, "age"]
-    # Overlap: neither the count nor the nucleus size separates the classes perfectly.
+    # Overlap: neither the count nor the cytoplasm separates the classes perfectly.
     malignant, reactive = patients[patients["label"] == 1], patients[patients["label"] == 0]
     assert malignant["lymph_count"].min() < reactive["lymph_count"].max()
+    assert malignant["blue"].max() > reactive["blue"].min()
 
 
 # --------------------------------------------------------------------------- #

@@ -237,7 +237,7 @@ def segment_nucleus(
     an opening removes specks and thin bridges to neighbouring cells; one
     8-connected component is kept; a closing bridges pale chromatin gaps
     that open onto the edge (on PBC lymphocytes it lifts the 5th percentile
-    of circularity from 0.50 to 0.68 and of convexity from 0.75 to 0.87)
+    of 1/circularity from 0.50 to 0.68 and of convexity from 0.75 to 0.87)
     while keeping clefts wider than ``2 * closing_radius + 1`` pixels; holes
     are filled and the hull and ROC region added.
 
@@ -306,7 +306,7 @@ def _perimeter(mask: np.ndarray) -> float:
     """Crofton perimeter (4 directions) of a boolean mask, computed on its box.
 
     Nearly unbiased on smooth outlines (a disc of radius 40 px: 0.5 % low),
-    unlike contour lengths, whose staircase makes a disc's circularity 0.89-0.91.
+    unlike contour lengths, whose staircase makes a disc's circularity 1.10-1.12.
     """
     box = _box(mask)
     return 0.0 if box is None else float(perimeter_crofton(mask[box], directions=4))
@@ -320,8 +320,9 @@ def shape_features(seg: NucleusSegmentation) -> dict[str, float]:
     dict
         In :data:`SHAPE_FEATURE_NAMES` order: ``solidity`` (nucleus area / hull
         area), ``convexity`` (hull perimeter / nucleus perimeter, both Crofton
-        estimates), ``circularity`` (``4 pi area / perimeter**2``: 0.99 for a
-        disc of radius 40 px, 0.94 at 10 px) and ``nucleus_area`` (fraction of
+        estimates), ``circularity`` as the report defines it,
+        ``perimeter**2 / (4 pi area)`` (1 for a disc, larger for any other
+        shape: 1.01 for a disc of radius 40 px, 1.06 at 10 px), and ``nucleus_area`` (fraction of
         the image). An empty segmentation gives ``nucleus_area`` 0, NaN for the rest.
     """
     area = float(np.count_nonzero(seg.nucleus))
@@ -333,7 +334,7 @@ def shape_features(seg: NucleusSegmentation) -> dict[str, float]:
     return {
         "solidity": area / float(np.count_nonzero(seg.hull)),
         "convexity": hull_perimeter / perimeter if perimeter > 0 else np.nan,
-        "circularity": 4.0 * np.pi * area / perimeter**2 if perimeter > 0 else np.nan,
+        "circularity": perimeter**2 / (4.0 * np.pi * area) if perimeter > 0 else np.nan,
         "nucleus_area": nucleus_area,
     }
 
