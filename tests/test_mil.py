@@ -22,9 +22,10 @@ from cytobook.lymphocytosis import (
     balanced_accuracy,
     clinical_logistic_fit_predict,
     cross_validate,
+    MilTrainer,
+    check_labelled,
     mil_fit_predict,
     stratified_folds,
-    train_mil,
 )
 from cytobook.models import mil
 from cytobook.profiles import get_profile
@@ -97,15 +98,36 @@ def test_standardizer_imputes_missing_handmade_features_with_the_training_mean()
     np.testing.assert_allclose(clinical.mean(axis=0), 0.0, atol=1e-6)
 
 
-def test_batches_give_one_padded_patient_with_its_targets():
+def test_batches_give_padded_bags_with_their_targets_and_class_weights():
     bags = make_bags(6)
-    batches = BagBatches(bags, Standardizer.fit(bags), bag_size=5)
-    inputs, targets = batches[2]
-    assert inputs["instances"].shape == (1, 5, 6) and inputs["handmade"].shape == (1, 5, 3)
-    assert inputs["weights"].sum() == pytest.approx(1.0)
-    assert targets["p"].item() == bags.labels[2]
-    test_like = replace(bags, labels=np.full(6, -1))
-    assert BagBatches(test_like, Standardizer.fit(bags), 5)[0][1]["p"].item() == 0  # unknown labels never reach a loss as -1
+    batches = BagBatches(bags, Standardizer.fit(bags), bag_size=12, batch_size=4, class_weights=(2.0, 0.5))
+    assert len(batches) == 2
+    inputs, targets, weights = batches[0]
+    assert inputs["instances"].shape == (4, 12, 6) and inputs["handmade"].shape == (4, 12, 3)
+    np.testing.assert_allclose(inputs["weights"].sum(axis=1), 1.0, rtol=1e-6)
+    sizes = [len(bag) for bag in bags.instances[:4]]
+    assert [int((row > 0).sum()) for row in inputs["weights"]] == sizes  # padding slots weigh nothing
+    np.testing.assert_array_equal(targets["p"][:, 0], bags.labels[:4])
+    np.testing.assert_array_equal(weights["p"], np.where(bags.labels[:4] == 1, 0.5, 2.0))
+    assert batches[1][0]["instances"].shape[0] == 2  # the last batch holds the rest
+    assert len(BagBatches(bags, Standardizer.fit(bags), 12, 4)[0]) == 1  # prediction: inputs only
+
+
+def test_views_are_drawn_at_random_in_training_and_view_0_otherwise():
+    bags = make_bags(3)
+    viewed = bags.with_instances([np.stack([i, i + 100.0], axis=1) for i in bags.instances], views=True)
+    assert viewed.instance_shape(8) == (8, 6)
+    fixed = BagBatches(viewed, Standardizer.fit(bags), 8, 3)[0][0]["instances"]
+    drawn = BagBatches(viewed, Standardizer.fit(bags), 8, 3, shuffle=True, class_weights=(1.0, 1.0))[0][0]["instances"]
+    assert fixed.max() < 50 and drawn.max() > 50
+
+
+def test_unlabelled_patients_are_refused_for_training():
+    bags = replace(make_bags(6), labels=np.array([1, 0, -1, 1, 0, 1]))
+    with pytest.raises(ValueError, match="P2.*label -1"):
+        check_labelled(bags)
+    with pytest.raises(ValueError, match="P2"):
+        BagBatches(bags, Standardizer.fit(bags), 4, 2, class_weights=(1.0, 1.0))
 
 
 # --------------------------------------------------------------------------- #
@@ -117,7 +139,7 @@ def test_mixture_output_is_the_gated_mix_of_the_two_experts():
     model = mil.mixture_of_experts((4, 6), 3, multitask=True, intermediate=5)
     viewer = mil.analysis_model(model)
     bags = make_bags(3)
-    inputs, _ = BagBatches(bags, Standardizer.fit(bags), 4)[0]
+    (inputs,) = BagBatches(bags, Standardizer.fit(bags), 4, 1)[0]
     out = {key: float(np.asarray(value).reshape(-1)[0]) for key, value in viewer.predict_on_batch(inputs).items()}
     assert set(out) == {"p", "count", "pi", "p_image", "p_scalar"}
     assert out["p"] == pytest.approx(out["pi"] * out["p_image"] + (1 - out["pi"]) * out["p_scalar"], abs=1e-6)
@@ -139,14 +161,6 @@ def test_single_experts_have_no_gate(experts, outputs):
 def test_scalar_expert_cannot_be_multitask():
     with pytest.raises(ValueError, match="cannot be multitask"):
         mil.mixture_of_experts((4, 6), 3, experts="scalar", multitask=True)
-
-
-def test_weighted_bce_matches_its_formula():
-    y = np.array([[1.0], [0.0]], dtype="float32")
-    p = np.array([[0.8], [0.3]], dtype="float32")
-    loss = mil.WeightedBinaryCrossentropy(negative_weight=0.75, positive_weight=1.5)(y, p)
-    expected = np.mean([-1.5 * np.log(0.8), -0.75 * np.log(0.7)])
-    assert float(loss) == pytest.approx(expected, rel=1e-5)
 
 
 def test_balanced_class_weights():
@@ -197,12 +211,26 @@ def test_encode_instances_is_the_encoder_on_each_image_and_round_trips(tmp_path)
 def test_mixture_learns_an_easy_problem_and_predicts_counts_back_in_units():
     bags = make_bags(30)
     train, val, test = bags.subset(range(18)), bags.subset(range(18, 24)), bags.subset(range(24, 30))
-    trained = train_mil(lambda: mil.mixture_of_experts((6, 6), 3, multitask=True, intermediate=4), train, val, SPEC)
+    trained = MilTrainer(lambda: mil.mixture_of_experts((6, 6), 3, multitask=True, intermediate=4), SPEC).fit(train, val)
     table = trained.predict(test)
     assert balanced_accuracy(test.labels, table["p"].to_numpy()) >= 0.8
     assert (table["count"] > 0).all() and {"pi", "p_image", "p_scalar"} <= set(table)
     assert trained.history["loss"][-1] < trained.history["loss"][0]
     assert "count_loss" in trained.history
+
+
+def test_trainer_reuses_its_compiled_model_and_starts_every_fit_afresh():
+    bags = make_bags(30)
+    trainer = MilTrainer(lambda: mil.mixture_of_experts((6, 6), 3, intermediate=4), replace(SPEC, epochs=3))
+    trainer.fit(bags.subset(range(18)), bags.subset(range(18, 24)))
+    train_function = trainer.model.train_function
+    trainer.model.optimizer.learning_rate = 1e-9  # as ReduceLROnPlateau leaves it
+    again = trainer.fit(bags.subset(range(18)), bags.subset(range(18, 24)))
+    assert trainer.model.train_function is train_function  # not compiled again
+    assert int(trainer.model.optimizer.iterations) == 3 * 9  # counted from zero again: 18 bags in batches of 2
+    assert again.history["loss"][-1] < again.history["loss"][0]  # learning at the spec's rate again
+    trainer._reset()
+    assert all(np.array_equal(now, initial) for now, initial in zip(trainer.model.get_weights(), trainer.initial_weights))
 
 
 def test_cross_validation_never_trains_on_the_held_out_fold():
@@ -223,8 +251,8 @@ def test_clinical_baseline_and_scalar_expert_run_on_the_same_folds():
     bags = make_bags(15)
     folds = stratified_folds(bags.labels, 3)
     baseline = cross_validate("clinical", clinical_logistic_fit_predict, bags, folds)
-    scalar = cross_validate("scalar", mil_fit_predict(lambda: mil.mixture_of_experts((6, 6), 3, experts="scalar"),
-                                                      replace(SPEC, epochs=2)), bags, folds)
+    trainer = MilTrainer(lambda: mil.mixture_of_experts((6, 6), 3, experts="scalar"), replace(SPEC, epochs=2))
+    scalar = cross_validate("scalar", mil_fit_predict(trainer), bags, folds)
     assert len(baseline.fold_scores) == len(scalar.fold_scores) == 3
     assert (baseline.predictions["fold"] == scalar.predictions["fold"]).all()
 
@@ -235,7 +263,7 @@ JAX_SCRIPT = textwrap.dedent(
     from dataclasses import replace
     import numpy as np
     import keras
-    from cytobook.lymphocytosis import Bags, train_mil
+    from cytobook.lymphocytosis import Bags, MilTrainer
     from cytobook.models import mil
     from cytobook.profiles import get_profile
 
@@ -246,7 +274,7 @@ JAX_SCRIPT = textwrap.dedent(
                 rng.uniform(40, 90, 12), rng.uniform(3, 100, 12), labels)
     spec = replace(get_profile("smoke").mil, epochs=2, max_instances=4, bags_per_step=2)
     build = lambda: mil.mixture_of_experts((4, 32, 32, 3), 3, encoder=mil.resnet18_like(32, width=4), multitask=True)
-    trained = train_mil(build, bags.subset(range(8)), bags.subset(range(8, 12)), spec)
+    trained = MilTrainer(build, spec).fit(bags.subset(range(8)), bags.subset(range(8, 12)))
     table = trained.predict(bags.subset(range(8, 12)))
     print(json.dumps({"backend": keras.backend.backend(), "loss": trained.history["loss"], "p": table["p"].tolist()}))
     """
@@ -269,18 +297,51 @@ def test_mixture_with_a_trainable_encoder_trains_under_jax():
 # --------------------------------------------------------------------------- #
 
 
-def test_convnext_split_before_its_last_stage_is_exact_and_shares_weights():
+@pytest.mark.parametrize("arch, maps", [("convnext_tiny", (2, 2, 384)), ("mobilenet_v2", (2, 2, 96))])
+def test_split_before_the_last_stage_is_exact_and_shares_weights(arch, maps):
     from cytobook.weights import build_backbone
 
-    base = build_backbone("convnext_tiny", (32, 32, 3), weights=None, pooling="avg")
-    front, last_stage = mil.split_last_stage(base)
+    base = build_backbone(arch, (32, 32, 3), weights=None, pooling="avg")
+    front, last_stage = mil.split_last_stage(base, arch)
     images = np.random.default_rng(0).integers(0, 255, (2, 32, 32, 3)).astype("float32")
-    maps = front.predict(images, verbose=0)
-    assert maps.shape == (2, 2, 2, 384)  # stage 3 of 4 at 1/16 of the input
-    np.testing.assert_allclose(last_stage.predict(maps, verbose=0), base.predict(images, verbose=0), rtol=1e-4, atol=1e-5)
+    cut = front.predict(images, verbose=0)
+    assert cut.shape[1:] == maps  # the last stage works at 1/32 of the input
+    np.testing.assert_allclose(last_stage.predict(cut, verbose=0), base.predict(images, verbose=0), rtol=1e-4, atol=1e-5)
     assert {id(w) for w in last_stage.weights} <= {id(w) for w in base.weights}
-    with pytest.raises(ValueError, match="ConvNeXt"):
-        mil.split_last_stage(mil.resnet18_like(32, width=4))
+    assert not any(layer.trainable for layer in last_stage.layers if isinstance(layer, keras.layers.BatchNormalization))
+    with pytest.raises(ValueError, match="no last stage"):
+        mil.split_last_stage(mil.resnet18_like(32, width=4), "resnet18")
+
+
+def test_backbone_features_cache_four_flips_and_read_them_back(tmp_path, monkeypatch):
+    from cytobook.lymphocytosis import backbone_features, features_cache_name
+
+    monkeypatch.setenv("CYTOBOOK_CACHE", str(tmp_path))
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (n, 8, 8, 3)).astype(np.uint8) for n in (2, 3)]
+    bags = Bags(["P0", "P1"], images, [np.zeros((n, 3)) for n in (2, 3)], np.array([50.0, 60.0]), np.array([5.0, 9.0]), np.array([1, 0]))
+    inputs = keras.Input((8, 8, 3))
+    encoder = keras.Model(inputs, keras.layers.Flatten()(inputs), name="identity")
+    name = features_cache_name(encoder, None, 0, bags)
+    features = backbone_features(encoder, bags, cache=name)
+    assert features.views and features.instances[1].shape == (3, 4, 8 * 8 * 3)
+    first = images[0][0].astype(np.float32)
+    for view, flipped in enumerate([first, first[:, ::-1], first[::-1], first[::-1, ::-1]]):
+        np.testing.assert_array_equal(features.instances[0][0, view], flipped.reshape(-1))
+    assert (tmp_path / "features" / f"{name}.npy").is_file()
+    again = backbone_features(None, bags, cache=name)  # read from the cache: no encoder needed
+    np.testing.assert_array_equal(again.instances[1], features.instances[1])
+    assert features_cache_name(encoder, None, 1, bags) != name  # random weights of another seed
+
+
+def test_gain_table_counts_the_folds_won():
+    from cytobook.lymphocytosis import CvResult, gain_table
+
+    empty = pd.DataFrame()
+    results = {"mixture": CvResult("mixture", empty, [0.9, 0.8, 0.7]), "baseline": CvResult("baseline", empty, [0.8, 0.8, 0.75])}
+    row = gain_table(results, "mixture", ["baseline"]).loc[("mixture", "baseline")]
+    assert row["gain in balanced accuracy"] == pytest.approx(0.0167, abs=1e-4)
+    assert (row["folds won"], row["tied"], row["lost"]) == (1, 1, 1)
 
 
 def test_holdout_keeps_one_patient_of_each_class_even_when_the_fraction_rounds_to_less():

@@ -3,9 +3,9 @@
 A patient is a *bag*. Every model takes one bag per row as the inputs
 ``instances`` (``(N, H, W, 3)`` images in [0, 255] for a trainable encoder,
 or ``(N, D)`` cached features of a frozen backbone), ``weights`` (``(N,)``,
-summing to one: bags are padded or subsampled to a fixed ``N`` and a padded
-copy shares its image's weight, so the weighted sum is the mean over the
-bag's distinct images), ``handmade`` (``(N, F)`` standardised features of
+summing to one: bags are padded or subsampled to a fixed ``N`` and padding
+slots weigh zero, so the weighted sum is the mean over the bag's images),
+``handmade`` (``(N, F)`` standardised features of
 :mod:`cytobook.handmade`) and ``clinical`` (``(2,)`` standardised age and log
 lymphocyte count), and returns a dict with the probability of malignancy
 ``p`` and, when multitask, the standardised log count ``count``.
@@ -15,7 +15,8 @@ the **image expert** encodes every image, mean-aggregates and applies a
 linear head (frozen features first go through an intermediate linear layer);
 the **scalar expert** mean-aggregates the handmade features, adds age and
 count, and applies two linear layers with a ReLU between; the **gate** is a
-sigmoid linear layer on age, count and one scalar from each aggregate, and
+sigmoid linear layer on age, count and one bounded (tanh) scalar from each
+aggregate, as in the authors' code, and
 ``p = pi * p_image + (1 - pi) * p_scalar``. Only ``keras.ops`` is used, so the
 models train on the TensorFlow, JAX and PyTorch backends alike.
 """
@@ -96,19 +97,32 @@ class AddPositionEmbedding(keras.layers.Layer):
 # --------------------------------------------------------------------------- #
 
 
+def _norm(channels: int, **kwargs) -> keras.layers.Layer:
+    """Group normalisation (Wu & He, 2018): statistics per image, never over a bag or a batch."""
+    return keras.layers.GroupNormalization(groups=min(GROUPS, channels), **kwargs)
+
+
+#: Groups of :func:`_norm` (32 in Wu & He's ResNets; the CPU-sized encoders have as few as 8 channels).
+GROUPS = 8
+
+
 def resnet18_like(size: int, width: int = 64, name: str = "resnet18_like") -> keras.Model:
     """A ResNet-18 (He et al., 2016) encoder: images in [0, 255] to pooled features.
 
-    Four stages of two basic blocks (two 3x3 convolutions with batch
-    normalisation and an identity or 1x1 projection shortcut), after a 7x7
-    stride-2 stem and max pooling; global average pooling at the end. ``width``
-    is the first stage's channel count (64 in ResNet-18; the ``demo`` profile
-    narrows it to train on a CPU), doubled at each later stage.
+    Four stages of two basic blocks (two 3x3 convolutions and an identity or
+    1x1 projection shortcut), after a 7x7 stride-2 stem and max pooling;
+    global average pooling at the end. ``width`` is the first stage's channel
+    count (64 in ResNet-18; the ``demo`` profile narrows it to train on a
+    CPU), doubled at each later stage. *Our choice*: group normalisation
+    instead of batch normalisation, because a batch here is a few bags of
+    images of the same patients, whose batch statistics would normalise
+    away the very differences between patients that the expert must see
+    (and would disagree with the moving averages used at inference).
     """
     inputs = keras.Input((size, size, 3), name="image")
     x = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)
     x = keras.layers.Conv2D(width, 7, strides=2, padding="same", use_bias=False)(x)
-    x = keras.layers.ReLU()(keras.layers.BatchNormalization()(x))
+    x = keras.layers.ReLU()(_norm(width)(x))
     x = keras.layers.MaxPooling2D(3, strides=2, padding="same")(x)
     for stage in range(4):
         filters = width * 2**stage
@@ -117,11 +131,11 @@ def resnet18_like(size: int, width: int = 64, name: str = "resnet18_like") -> ke
             shortcut = x
             if strides != 1 or x.shape[-1] != filters:
                 shortcut = keras.layers.Conv2D(filters, 1, strides=strides, use_bias=False)(x)
-                shortcut = keras.layers.BatchNormalization()(shortcut)
+                shortcut = _norm(filters)(shortcut)
             y = keras.layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False)(x)
-            y = keras.layers.ReLU()(keras.layers.BatchNormalization()(y))
+            y = keras.layers.ReLU()(_norm(filters)(y))
             y = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(y)
-            y = keras.layers.BatchNormalization(gamma_initializer="zeros")(y)  # each block starts as the identity
+            y = _norm(filters, gamma_initializer="zeros")(y)  # each block starts as the identity
             x = keras.layers.ReLU()(keras.layers.Add()([shortcut, y]))
     outputs = keras.layers.GlobalAveragePooling2D()(x)
     return keras.Model(inputs, outputs, name=name)
@@ -158,30 +172,35 @@ def vit_small(
     return keras.Model(inputs, outputs, name=name)
 
 
-def split_last_stage(base: keras.Model) -> tuple[keras.Model, keras.Model]:
-    """Cut a ``keras.applications`` ConvNeXt (no top, ``pooling="avg"``) before its last stage: ``(front, last_stage)``.
+#: Where the last stage of each tunable backbone begins: the input of this layer.
+LAST_STAGE_START = {
+    "convnext_tiny": "convnext_tiny_downsampling_block_2",
+    "convnext_small": "convnext_small_downsampling_block_2",
+    "mobilenet_v2": "block_13_expand",
+}
+
+
+def split_last_stage(base: keras.Model, arch: str) -> tuple[keras.Model, keras.Model]:
+    """Cut a ``keras.applications`` backbone (no top, pooled) before its last stage: ``(front, last_stage)``.
 
     ``last_stage(front(x))`` equals ``base(x)``, both sharing ``base``'s
-    weights. Tuning only the last stage on the frozen front's cached outputs
-    is how the lymphocytosis chapter tunes a ConvNeXt on a CPU (*our choice*:
-    the report does not say how much was tuned). A ``ValueError`` says when
-    ``base`` has no downsampling block (not a ConvNeXt).
+    weights; the cut is at the input of :data:`LAST_STAGE_START` ``[arch]``,
+    where no residual path bypasses it. Tuning only the last stage on the
+    frozen front's cached outputs is how the lymphocytosis chapter tunes a
+    backbone on a CPU (*our choice*: the report does not say how much was
+    tuned). Batch normalisation in the last stage keeps its ImageNet
+    statistics (its layers are frozen): batches of a few patients' bags are
+    no sample of cells.
     """
-    names = [layer.name for layer in base.layers]
-    cuts = [i for i, layer_name in enumerate(names) if "_downsampling_block_" in layer_name]
-    if not cuts:
-        raise ValueError(f"{base.name} has no downsampling block: expected a keras.applications ConvNeXt")
-    front = keras.Model(base.input, base.layers[cuts[-1]].input, name=f"{base.name}_front")
-    inputs = keras.Input(front.output.shape[1:], name="stage_input")
-    x = base.layers[cuts[-1]](inputs)
-    residual = x
-    for layer in base.layers[cuts[-1] + 1 :]:
-        x = layer(x)
-        # Each ConvNeXt block ends on its identity (or stochastic depth) layer, then adds its input back.
-        if layer.name.endswith(("_identity", "_stochastic_depth")):
-            x = keras.layers.Add(name=f"{layer.name}_add")([residual, x])
-            residual = x
-    return front, keras.Model(inputs, x, name=f"{base.name}_last_stage")
+    if arch not in LAST_STAGE_START:
+        raise ValueError(f"no last stage is known for {arch!r}; expected one of {', '.join(LAST_STAGE_START)}")
+    cut = base.get_layer(LAST_STAGE_START[arch]).input
+    front = keras.Model(base.input, cut, name=f"{base.name}_front")
+    last_stage = keras.Model(cut, base.output, name=f"{base.name}_last_stage")
+    for layer in last_stage.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False  # inference mode: the moving statistics, never a batch's
+    return front, last_stage
 
 
 def enable_lora(encoder: keras.Model, rank: int = 8) -> int:
@@ -221,6 +240,7 @@ def mixture_of_experts(
     multitask: bool = False,
     intermediate: int | None = None,
     scalar_hidden: int = 32,
+    flips: bool = True,
     name: str | None = None,
 ) -> keras.Model:
     """Build the report's multi-instance model (or one of its experts alone).
@@ -241,6 +261,10 @@ def mixture_of_experts(
         Width of the intermediate layer after frozen features; ``None`` for none.
     scalar_hidden
         Width of the scalar expert's hidden layer (*our choice*; the report does not give it).
+    flips
+        Flip each image at random, horizontally and vertically, while training
+        (the report's augmentation), before a trainable ``encoder``. Cached
+        features are flipped before they are cached (:func:`cytobook.lymphocytosis.backbone_features`).
 
     Returns
     -------
@@ -260,7 +284,13 @@ def mixture_of_experts(
     outputs = {}
 
     if experts in ("mixture", "image"):
-        encoded = EncodeInstances(encoder, name="encoder")(instances) if encoder is not None else instances
+        encoded = instances
+        if encoder is not None:
+            if flips and len(instance_shape) == 4:
+                image = keras.Input(instance_shape[1:], name="image")
+                flipped = keras.layers.RandomFlip("horizontal_and_vertical", name="flips")(image)
+                encoder = keras.Model(image, encoder(flipped), name=f"flipped_{encoder.name}")
+            encoded = EncodeInstances(encoder, name="encoder")(instances)
         image_features = BagMean(name="image_mean")(encoded, weights)
         if intermediate:
             image_features = keras.layers.Dense(intermediate, name="intermediate")(image_features)
@@ -274,8 +304,9 @@ def mixture_of_experts(
         p_scalar = keras.layers.Dense(1, activation="sigmoid", name="scalar_expert")(x)
 
     if experts == "mixture":
-        image_summary = keras.layers.Dense(1, name="image_summary")(image_features)
-        handmade_summary = keras.layers.Dense(1, name="handmade_summary")(handmade_features)
+        # One bounded scalar per aggregate (tanh, as in the authors' code), so that no input swamps the gate.
+        image_summary = keras.layers.Dense(1, activation="tanh", name="image_summary")(image_features)
+        handmade_summary = keras.layers.Dense(1, activation="tanh", name="handmade_summary")(handmade_features)
         gate_inputs = keras.layers.Concatenate(name="gate_inputs")([clinical, image_summary, handmade_summary])
         pi = keras.layers.Dense(1, activation="sigmoid", name="gate")(gate_inputs)
         outputs["p"] = MixExperts(name="p")(pi, p_image, p_scalar)
@@ -306,30 +337,12 @@ def analysis_model(model: keras.Model) -> keras.Model:
 # --------------------------------------------------------------------------- #
 
 
-@keras.saving.register_keras_serializable(package="cytobook")
-class WeightedBinaryCrossentropy(keras.losses.Loss):
-    """The report's weighted BCE, ``-(w1 * y * log p + w0 * (1 - y) * log(1 - p))``.
-
-    The weights come from :func:`balanced_class_weights`, so that both classes count as much in total.
-    """
-
-    def __init__(self, negative_weight: float = 1.0, positive_weight: float = 1.0, name: str = "weighted_bce", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.negative_weight = float(negative_weight)
-        self.positive_weight = float(positive_weight)
-
-    def call(self, y_true, y_pred):
-        y_true = ops.cast(y_true, y_pred.dtype)
-        p = ops.clip(y_pred, 1e-7, 1.0 - 1e-7)
-        loss = -(self.positive_weight * y_true * ops.log(p) + self.negative_weight * (1.0 - y_true) * ops.log(1.0 - p))
-        return ops.mean(loss, axis=-1)
-
-    def get_config(self):
-        return {**super().get_config(), "negative_weight": self.negative_weight, "positive_weight": self.positive_weight}
-
-
 def balanced_class_weights(labels) -> tuple[float, float]:
     """``(w0, w1) = n / (2 n_c)``: each class weighs half of the total loss.
+
+    The report's class-weighted BCE, ``-(w1 * y * log p + w0 * (1 - y) * log(1 - p))``,
+    is the BCE with these as per-bag sample weights (how :mod:`cytobook.lymphocytosis`
+    applies them, so that one compiled model serves every fold).
 
     Raises
     ------
