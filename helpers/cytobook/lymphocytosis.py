@@ -358,7 +358,7 @@ class MilTrainer:
         self.model.set_weights(self.initial_weights)
         optimizer = self.model.optimizer
         for variable in optimizer.variables:  # moments and the step counter
-            variable.assign(ops.zeros_like(variable))
+            variable.assign(ops.zeros(variable.shape, variable.dtype))
         optimizer.learning_rate = self.spec.learning_rate
 
     def fit(self, train: Bags, val: Bags, *, seed: int = 0, verbose: int = 0) -> TrainedMil:
