@@ -73,7 +73,8 @@ class MilSpec:
         Patients per optimiser step (the report's ``bs``, which it reaches by
         accumulating the losses of single bags; here one batch of padded bags).
     learning_rate
-        AdamW learning rate (1e-3 in the report).
+        AdamW learning rate (1e-3 in the report; 3e-3 in ``demo``, *our
+        choice*, so that the cross-validation ends in fewer epochs on a CPU).
     lr_patience, stop_patience
         Epochs without validation improvement before the learning rate is
         divided by ten, and before training stops (5 and 10 in the report).
@@ -216,7 +217,7 @@ PROFILES: dict[str, Profile] = {
         stand_in_epochs=5,
         dlmi=DlmiSpec(train_patients=(84, 36), test_patients=24, images_per_patient=(8, 20)),
         # Each of the chapter's trainable models runs 5 folds: few short epochs, small bags and a narrow encoder.
-        mil=MilSpec(image_size=64, epochs=40, bags_per_step=8, lr_patience=5, stop_patience=10, max_instances=40,
+        mil=MilSpec(image_size=64, epochs=40, bags_per_step=8, learning_rate=3e-3, max_instances=20,
                     encoder_width=16, vit=(96, 4, 4), lora_rank=4, backbone="mobilenet_v2"),
     ),
     "full": Profile(
