@@ -381,3 +381,23 @@ def test_cv_table_count_nmse_and_gate_figure():
         count_nmse(predictions)
     figure = gate_figure(predictions, "gate")
     assert len(figure.axes) == 2 and figure.axes[0].get_xscale() == "log"
+
+
+def test_trained_encoders_get_their_own_sizes_and_every_chapter_model_builds():
+    from cytobook.lymphocytosis import CHAPTER_MODELS, chapter_trainer, prepare_instances, spec_for
+
+    spec = replace(get_profile("smoke").mil, encoder_image_size=16, encoder_instances=3, encoder_epochs=2)
+    resnet = CHAPTER_MODELS["mixture, ResNet-18, MultiTask"]
+    assert (spec_for(resnet, spec).image_size, spec_for(resnet, spec).max_instances, spec_for(resnet, spec).epochs) == (16, 3, 2)
+    assert spec_for(CHAPTER_MODELS["scalar expert"], spec) is spec
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (n, 32, 32, 3)).astype(np.uint8) for n in (2, 4)]
+    bags = Bags(["P0", "P1"], images, [np.zeros((n, 52)) for n in (2, 4)], np.array([50.0, 60.0]), np.array([5.0, 9.0]),
+                np.array([1, 0]))
+    resized, _, weights = prepare_instances(resnet, bags, spec, seed=0, required=False)
+    assert resized.instances[1].shape == (4, 16, 16, 3) and weights == "—"
+    trainer = chapter_trainer(resnet, spec, resized, intermediate=4, count_weight=0.5, seed=0)
+    assert trainer.model.input["instances"].shape[1:] == (3, 16, 16, 3) and "count" in trainer.model.output
+    scalar, _, _ = prepare_instances(CHAPTER_MODELS["scalar expert"], bags, spec, seed=0, required=False)
+    assert set(chapter_trainer(CHAPTER_MODELS["scalar expert"], spec, scalar, intermediate=4, count_weight=0.5,
+                               seed=0).model.output) == {"p"}

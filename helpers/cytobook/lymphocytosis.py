@@ -597,21 +597,31 @@ CHAPTER_MODELS: dict[str, ChapterModel] = {
 }
 
 
-def chapter_builder(
-    model: ChapterModel, spec: MilSpec, instances: Bags, *, intermediate: int = 128,
-    last_stage: keras.Model | None = None, vit_weights: str | None = None,
-) -> Callable[[], keras.Model]:
-    """A builder, for :class:`MilTrainer`, of one of :data:`CHAPTER_MODELS`.
+TRAINED_ENCODERS = ("resnet18", "vit_lora")
 
-    ``instances`` are the bags it will read (images, :func:`backbone_features`
-    of the backbone or of its front, or :func:`without_images`);
-    ``last_stage`` is the backbone's last stage for ``"last stage"``
-    (:func:`cytobook.models.mil.split_last_stage`); ``vit_weights`` a weight
-    file for the ViT (``None``: random).
+
+def spec_for(model: ChapterModel, spec: MilSpec) -> MilSpec:
+    """The settings ``model`` trains with: a trained encoder's own image size, bag slots and epochs."""
+    if model.encoder not in TRAINED_ENCODERS:
+        return spec
+    return replace(spec, image_size=spec.encoder_image_size, max_instances=spec.encoder_instances, epochs=spec.encoder_epochs)
+
+
+def chapter_trainer(
+    model: ChapterModel, spec: MilSpec, instances: Bags, *, intermediate: int, count_weight: float, seed: int,
+    last_stage: keras.Model | None = None, vit_weights: str | None = None,
+) -> MilTrainer:
+    """A :class:`MilTrainer` of one of :data:`CHAPTER_MODELS`, with its settings (:func:`spec_for`).
+
+    ``instances`` are the bags it reads (:func:`prepare_instances`);
+    ``intermediate`` the width of the linear layer after a frozen backbone;
+    ``last_stage`` the backbone's last stage for ``"last stage"``;
+    ``vit_weights`` a weight file for the ViT (``None``: random).
     """
     from .handmade import FEATURE_NAMES
     from .models import mil
 
+    spec = spec_for(model, spec)
     shape = instances.instance_shape(spec.max_instances)
     options = {"experts": model.experts, "multitask": model.multitask, "name": model.encoder.replace(" ", "_")}
 
@@ -632,13 +642,13 @@ def chapter_builder(
         return mil.mixture_of_experts(shape, len(FEATURE_NAMES), encoder=encoder,
                                       intermediate=intermediate if model.encoder == "frozen" else None, **options)
 
-    return build
+    return MilTrainer(build, spec, count_weight=count_weight, seed=seed)
 
 
 def prepare_instances(model: ChapterModel, bags: Bags, spec: MilSpec, *, seed: int, required: bool) -> tuple[Bags, keras.Model | None, str]:
     """What ``model`` reads, from bags of images: ``(instances, last_stage, weights)``.
 
-    Images as they are for a trainable encoder; :func:`without_images` for
+    Images at the model's size (:func:`spec_for`) for a trained encoder; :func:`without_images` for
     the scalar expert; for ``"frozen"`` and ``"last stage"``, the cached
     :func:`backbone_features` of ``spec.backbone`` (whole, or its front
     before the last stage, which is returned to be tuned). ``weights`` says
@@ -652,8 +662,8 @@ def prepare_instances(model: ChapterModel, bags: Bags, spec: MilSpec, *, seed: i
 
     if model.encoder == "none":
         return without_images(bags), None, "—"
-    if model.encoder not in ("frozen", "last stage"):
-        return bags, None, "—"
+    if model.encoder in TRAINED_ENCODERS:
+        return resized(bags, spec_for(model, spec).image_size), None, "—"
     keras.utils.set_random_seed(seed)  # random weights, when there is no ImageNet file, are the seed's
     size = bags.instances[0].shape[1]
     base = build_backbone(spec.backbone, (size, size, 3), required=required, pooling="avg")
@@ -661,6 +671,14 @@ def prepare_instances(model: ChapterModel, bags: Bags, spec: MilSpec, *, seed: i
     encoder, last_stage = (base, None) if model.encoder == "frozen" else split_last_stage(base, spec.backbone)
     cache = features_cache_name(encoder, str(base.imagenet_weights) if base.imagenet_weights else None, seed, bags)
     return backbone_features(encoder, bags, cache=cache), last_stage, weights
+
+
+def resized(bags: Bags, size: int) -> Bags:
+    """The same patients with every image resized to ``size`` (area interpolation, as :func:`build_bags`)."""
+    if bags.instances[0].shape[1] == size:
+        return bags
+    return bags.with_instances([np.stack([cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA) for image in bag])
+                                for bag in bags.instances])
 
 
 def without_images(bags: Bags) -> Bags:

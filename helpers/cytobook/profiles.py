@@ -86,6 +86,12 @@ class MilSpec:
     encoder_width
         Channels of the first stage of the ResNet-18-like image encoder (64 in
         ResNet-18; narrower to train on a CPU).
+    encoder_image_size, encoder_instances, encoder_epochs
+        Image side, bag slots and epoch bound of the models whose encoder is
+        trained on the images at every step (the ResNet-18 and the ViT): the
+        same as ``image_size``, ``max_instances`` and ``epochs`` in ``full``;
+        smaller in ``demo``, where they would otherwise take most of the
+        chapter's time on a CPU.
     vit
         ``(dim, depth, heads)`` of the ViT encoder ((384, 12, 6) is ViT-Small).
     vit_patch
@@ -111,6 +117,9 @@ class MilSpec:
     cv_folds: int = 5
     max_instances: int = 128
     encoder_width: int = 64
+    encoder_image_size: int = 224
+    encoder_instances: int = 128
+    encoder_epochs: int = 100
     vit: tuple[int, int, int] = (384, 12, 6)
     vit_patch: int = 16
     lora_rank: int = 8
@@ -191,7 +200,8 @@ PROFILES: dict[str, Profile] = {
         stand_in_epochs=1,
         dlmi=DlmiSpec(train_patients=(6, 4), test_patients=3, images_per_patient=(3, 6)),
         mil=MilSpec(image_size=32, epochs=1, bags_per_step=4, cv_folds=2, max_instances=8, encoder_width=8,
-                    vit=(32, 2, 2), lora_rank=2, backbone="mobilenet_v2"),
+                    encoder_image_size=32, encoder_instances=8, encoder_epochs=1, vit=(32, 2, 2), lora_rank=2,
+                    backbone="mobilenet_v2"),
     ),
     "demo": Profile(
         name="demo",
@@ -218,7 +228,8 @@ PROFILES: dict[str, Profile] = {
         dlmi=DlmiSpec(train_patients=(84, 36), test_patients=24, images_per_patient=(8, 20)),
         # Each of the chapter's trainable models runs 5 folds: few short epochs, small bags and a narrow encoder.
         mil=MilSpec(image_size=64, epochs=40, bags_per_step=8, learning_rate=3e-3, max_instances=20,
-                    encoder_width=16, vit=(96, 4, 4), lora_rank=4, backbone="mobilenet_v2"),
+                    encoder_width=16, encoder_image_size=32, encoder_instances=8, encoder_epochs=15,
+                    vit=(96, 4, 4), lora_rank=4, backbone="mobilenet_v2"),
     ),
     "full": Profile(
         name="full",
