@@ -297,3 +297,12 @@ def test_download_timeout_setting(monkeypatch):
     for value, expected in (("1", True), ("yes", True), ("0", False), ("false", False), ("", False)):
         monkeypatch.setenv("CYTOBOOK_OFFLINE", value)
         assert weights.offline() is expected
+
+
+def test_a_shared_weights_folder_is_read_after_the_cache(empty_keras_home, monkeypatch, keras_models, no_network):
+    monkeypatch.setenv("CYTOBOOK_OFFLINE", "1")
+    monkeypatch.setenv("CYTOBOOK_WEIGHTS_DIR", str(keras_models))
+    assert resolve_imagenet("mobilenet_v2", required=True, rows=64) == keras_models / MOBILENET_V2
+    assert not (empty_keras_home / "models" / MOBILENET_V2).exists()  # read in place, never copied
+    monkeypatch.setenv("CYTOBOOK_WEIGHTS_DIR", str(empty_keras_home))
+    assert resolve_imagenet("mobilenet_v2", required=False) is None

@@ -141,25 +141,38 @@ def build_bags(patients: pd.DataFrame, images: pd.DataFrame, handmade: pd.DataFr
 
 @dataclass
 class Standardizer:
-    """Scaling learnt on training bags: handmade features per column, age and log count.
+    """Scaling learnt on training bags: handmade features per column, age and log count, and frozen features.
 
     Missing handmade values (no nucleus found) become the training mean,
-    i.e. 0 after scaling.
+    i.e. 0 after scaling. Per-image feature vectors of a frozen backbone
+    (bags with ``views`` of ``(n_i, V, D)``) are scaled per feature too
+    (*our choice*: the report does not say; a linear layer on scaled
+    features can express the same functions, and trains well even when a
+    backbone's features span very different ranges, as random weights' do).
     """
 
     handmade_mean: np.ndarray
     handmade_std: np.ndarray
     clinical_mean: np.ndarray
     clinical_std: np.ndarray
+    instance_mean: np.ndarray | None = None
+    instance_std: np.ndarray | None = None
 
     @classmethod
     def fit(cls, bags: Bags) -> "Standardizer":
         """Learn the scaling from ``bags`` (training patients only)."""
         handmade = np.concatenate(bags.handmade)
         clinical = clinical_matrix(bags)
+        instance_mean = instance_std = None
+        if bags.views and bags.instances[0].ndim == 3:
+            vectors = np.concatenate([bag.reshape(-1, bag.shape[-1]) for bag in bags.instances])
+            std = vectors.std(axis=0)
+            # A feature nearly constant on the training images would turn a test image's small
+            # difference into a huge value: no scale below a hundredth of the typical one.
+            instance_mean, instance_std = vectors.mean(axis=0), np.maximum(std, 0.01 * np.median(_nonzero(std)))
         return cls(
             np.nanmean(handmade, axis=0), _nonzero(np.nanstd(handmade, axis=0)),
-            clinical.mean(axis=0), _nonzero(clinical.std(axis=0)),
+            clinical.mean(axis=0), _nonzero(clinical.std(axis=0)), instance_mean, instance_std,
         )
 
     def handmade(self, values: np.ndarray) -> np.ndarray:
@@ -170,6 +183,12 @@ class Standardizer:
     def clinical(self, bags: Bags) -> np.ndarray:
         """Scaled ``(P, 2)`` age and log lymphocyte count."""
         return ((clinical_matrix(bags) - self.clinical_mean) / self.clinical_std).astype(np.float32)
+
+    def instances(self, values: np.ndarray) -> np.ndarray:
+        """Frozen features scaled as the training ones were; anything else as it is."""
+        if self.instance_mean is None:
+            return values
+        return ((values - self.instance_mean) / self.instance_std).astype(np.float32)
 
 
 def clinical_matrix(bags: Bags) -> np.ndarray:
@@ -241,6 +260,7 @@ class BagBatches(keras.utils.PyDataset):
         if class_weights is not None:
             check_labelled(bags)
         self.bags = bags
+        self.standardizer = standardizer
         self.bag_size = bag_size
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -267,7 +287,7 @@ class BagBatches(keras.utils.PyDataset):
         if self.bags.views:
             view = rng.integers(instances.shape[1], size=len(chosen)) if rng is not None else np.zeros(len(chosen), int)
             instances = instances[np.arange(len(chosen)), view]
-        return instances, weights, self.handmade[i][chosen]
+        return self.standardizer.instances(instances), weights, self.handmade[i][chosen]
 
     def __getitem__(self, step: int):
         rows = self.order[step * self.batch_size : (step + 1) * self.batch_size]

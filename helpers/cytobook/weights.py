@@ -7,11 +7,13 @@ backbone is therefore built by :func:`build_backbone`, whose weights
 
 1. the file Keras would have downloaded, under ``$KERAS_HOME/models``
    (``~/.keras/models`` by default), when it is there;
-2. otherwise the file downloaded from Keras's URL into that folder, with a
+2. the same file in ``$CYTOBOOK_WEIGHTS_DIR``, a folder of Keras weight
+   files under their Keras names (a shared offline copy, read in place);
+3. otherwise the file downloaded from Keras's URL into that folder, with a
    short connect/read timeout (:func:`download_timeout`), written to a hidden
    file renamed only once complete. After a network failure no download is
    tried again in the process; ``CYTOBOOK_OFFLINE=1`` skips them all;
-3. failing that, the ``full`` profile stops with a message naming the file,
+4. failing that, the ``full`` profile stops with a message naming the file,
    its URL and its folder, and the ``smoke`` and ``demo`` profiles print that
    they start from random weights.
 
@@ -36,6 +38,9 @@ _BASE_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
 DOWNLOAD_TIMEOUT_S = 10.0
 #: Environment variable overriding :data:`DOWNLOAD_TIMEOUT_S` (seconds, a positive number).
 TIMEOUT_ENV = "CYTOBOOK_DOWNLOAD_TIMEOUT"
+#: Environment variable naming a folder of Keras weight files (under Keras's file
+#: names) that :func:`resolve_imagenet` reads after the Keras cache, before any download.
+WEIGHTS_DIR_ENV = "CYTOBOOK_WEIGHTS_DIR"
 #: Environment variable that, set to anything but ``""``, ``0``, ``false`` or ``no``,
 #: stops :func:`resolve_imagenet` from trying to download.
 OFFLINE_ENV = "CYTOBOOK_OFFLINE"
@@ -236,9 +241,12 @@ def resolve_imagenet(arch: str, *, required: bool, alpha: float = 1.0, rows: int
     candidates = [wanted]
     if arch.startswith("mobilenet") and rows != 224:
         candidates.append(imagenet_file(arch, alpha=alpha, rows=224))
-    for candidate in candidates:
-        if candidate.cached_path.is_file():
-            return candidate.cached_path
+    shared = os.environ.get(WEIGHTS_DIR_ENV)
+    for folder in (None, Path(shared) if shared else None):
+        for candidate in candidates:
+            path = candidate.cached_path if folder is None else folder / candidate.file_name
+            if path.is_file():
+                return path
     source = wanted
     if arch in _MOBILENET_ROWS and rows not in _MOBILENET_ROWS[arch]:
         source = candidates[-1]  # Keras has no file for these rows and uses the 224 one
