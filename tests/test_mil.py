@@ -387,9 +387,10 @@ def test_trained_encoders_get_their_own_sizes_and_every_chapter_model_builds():
     from cytobook.lymphocytosis import CHAPTER_MODELS, chapter_trainer, prepare_instances, spec_for
 
     spec = replace(get_profile("smoke").mil, encoder_image_size=16, encoder_instances=3, encoder_epochs=2)
-    resnet = CHAPTER_MODELS["mixture, ResNet-18, MultiTask"]
+    resnet, tuned = CHAPTER_MODELS["mixture, ResNet-18, MultiTask"], CHAPTER_MODELS["mixture, backbone last stage tuned, MultiTask"]
     assert (spec_for(resnet, spec).image_size, spec_for(resnet, spec).max_instances, spec_for(resnet, spec).epochs) == (16, 3, 2)
     assert spec_for(CHAPTER_MODELS["scalar expert"], spec) is spec
+    assert (spec_for(tuned, spec).image_size, spec_for(tuned, spec).max_instances) == (spec.image_size, 3)
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 255, (n, 32, 32, 3)).astype(np.uint8) for n in (2, 4)]
     bags = Bags(["P0", "P1"], images, [np.zeros((n, 52)) for n in (2, 4)], np.array([50.0, 60.0]), np.array([5.0, 9.0]),

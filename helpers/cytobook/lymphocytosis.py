@@ -617,14 +617,22 @@ CHAPTER_MODELS: dict[str, ChapterModel] = {
 }
 
 
+#: Encoders trained on the images at every step, and (with the last stage) those run at every step.
 TRAINED_ENCODERS = ("resnet18", "vit_lora")
+STEPPED_ENCODERS = (*TRAINED_ENCODERS, "last stage")
 
 
 def spec_for(model: ChapterModel, spec: MilSpec) -> MilSpec:
-    """The settings ``model`` trains with: a trained encoder's own image size, bag slots and epochs."""
-    if model.encoder not in TRAINED_ENCODERS:
+    """The settings ``model`` trains with.
+
+    An encoder run at every step has its own bag slots and epochs, and an
+    encoder trained on the images its own image size (the last stage reads
+    the backbone's maps, at the backbone's size).
+    """
+    if model.encoder not in STEPPED_ENCODERS:
         return spec
-    return replace(spec, image_size=spec.encoder_image_size, max_instances=spec.encoder_instances, epochs=spec.encoder_epochs)
+    spec = replace(spec, max_instances=spec.encoder_instances, epochs=spec.encoder_epochs)
+    return replace(spec, image_size=spec.encoder_image_size) if model.encoder in TRAINED_ENCODERS else spec
 
 
 def chapter_trainer(

@@ -87,11 +87,12 @@ class MilSpec:
         Channels of the first stage of the ResNet-18-like image encoder (64 in
         ResNet-18; narrower to train on a CPU).
     encoder_image_size, encoder_instances, encoder_epochs
-        Image side, bag slots and epoch bound of the models whose encoder is
-        trained on the images at every step (the ResNet-18 and the ViT): the
-        same as ``image_size``, ``max_instances`` and ``epochs`` in ``full``;
-        smaller in ``demo``, where they would otherwise take most of the
-        chapter's time on a CPU.
+        Image side (for the ResNet-18 and the ViT, trained on the images),
+        bag slots and epoch bound (for those and the backbone's tuned last
+        stage, which run at every step): the same as ``image_size``,
+        ``max_instances`` and ``epochs`` in ``full``; smaller in ``demo``,
+        where these models would otherwise take most of the chapter's time
+        on a CPU.
     vit
         ``(dim, depth, heads)`` of the ViT encoder ((384, 12, 6) is ViT-Small).
     vit_patch
