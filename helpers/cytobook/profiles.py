@@ -229,7 +229,7 @@ PROFILES: dict[str, Profile] = {
         dlmi=DlmiSpec(train_patients=(84, 36), test_patients=24, images_per_patient=(8, 20)),
         # Each of the chapter's trainable models runs 5 folds: few short epochs, small bags and a narrow encoder.
         mil=MilSpec(image_size=64, epochs=40, bags_per_step=8, learning_rate=3e-3, max_instances=20,
-                    encoder_width=16, encoder_image_size=32, encoder_instances=4, encoder_epochs=6,
+                    encoder_width=16, encoder_image_size=32, encoder_instances=4, encoder_epochs=4,
                     vit=(96, 4, 4), lora_rank=4, backbone="mobilenet_v2"),
     ),
     "full": Profile(
