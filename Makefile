@@ -17,11 +17,10 @@ $(STAMP): pyproject.toml
 
 env: $(STAMP)
 
-# ImageNet weight files to read in place when Keras's cache lacks them: the offline copy beside the
-# checkout where there is one (see README, "ImageNet weights").
-export CYTOBOOK_WEIGHTS_DIR ?= $(abspath $(wildcard ../shared/keras_models))
-
 # Run the whole suite on generated data with the demo profile, then build the book of that run.
+# ImageNet weight files are read in place when Keras's cache lacks them from the offline copy beside
+# the checkout, where there is one (see README, "ImageNet weights").
+book: export CYTOBOOK_WEIGHTS_DIR ?= $(abspath $(wildcard ../shared/keras_models))
 book: $(STAMP)
 	run_dir=$$($(BIN)/cytobook run --profile demo | tee /dev/stderr | tail -n 1); \
 	$(BIN)/cytobook book "$$run_dir"

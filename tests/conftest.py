@@ -35,3 +35,9 @@ def keras_models() -> Path:
     if not root or not Path(root).is_dir():
         pytest.skip("CYTOBOOK_KERAS_MODELS does not name the folder of offline ImageNet weights")
     return Path(root)
+
+
+@pytest.fixture(autouse=True)
+def no_shared_weights_folder(monkeypatch):
+    """Tests see only the weights they place: a ``$CYTOBOOK_WEIGHTS_DIR`` of the caller's is ignored."""
+    monkeypatch.delenv("CYTOBOOK_WEIGHTS_DIR", raising=False)
