@@ -402,3 +402,20 @@ def test_trained_encoders_get_their_own_sizes_and_every_chapter_model_builds():
     scalar, _, _ = prepare_instances(CHAPTER_MODELS["scalar expert"], bags, spec, seed=0, required=False)
     assert set(chapter_trainer(CHAPTER_MODELS["scalar expert"], spec, scalar, intermediate=4, count_weight=0.5,
                                seed=0).model.output) == {"p"}
+
+
+def test_frozen_backbone_reads_imagenet_weights_placed_offline(tmp_path, monkeypatch, keras_models):
+    from cytobook.lymphocytosis import CHAPTER_MODELS, prepare_instances
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setenv("CYTOBOOK_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("CYTOBOOK_OFFLINE", "1")
+    monkeypatch.setenv("CYTOBOOK_WEIGHTS_DIR", str(keras_models))
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (n, 32, 32, 3)).astype(np.uint8) for n in (2, 3)]
+    bags = Bags(["P0", "P1"], images, [np.zeros((n, 52)) for n in (2, 3)], np.array([50.0, 60.0]), np.array([5.0, 9.0]),
+                np.array([1, 0]))
+    spec = get_profile("smoke").mil
+    assert spec.backbone == "mobilenet_v2"
+    features, _, weights = prepare_instances(CHAPTER_MODELS["image expert (frozen backbone)"], bags, spec, seed=0, required=True)
+    assert weights == "ImageNet" and features.views and features.instances[1].shape == (3, 4, 1280)
