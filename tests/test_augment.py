@@ -1,4 +1,4 @@
-"""Report 1's balancing: subsample ALL, add flipped/rotated HEM copies."""
+"""Report 1's balancing (subsample ALL, add flipped/rotated HEM copies) and report 2's bagging sets."""
 
 from __future__ import annotations
 
@@ -6,7 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cytobook.augment import AUGMENTATIONS, apply_augmentation, balance_classes
+from cytobook.augment import (
+    AUGMENTATIONS,
+    RANDOM_TRANSFORMS,
+    apply_augmentation,
+    bagging_sets,
+    balance_classes,
+    draw_augmentation,
+)
 
 
 @pytest.fixture
@@ -46,3 +53,79 @@ def test_augmentations_are_exact_symmetries():
         assert np.array_equal(apply_augmentation(batch, name)[1], apply_augmentation(image + 1, name))
     with pytest.raises(ValueError, match="unknown augmentation"):
         apply_augmentation(image, "shear")
+
+
+@pytest.fixture
+def cell():
+    """A 21 x 21 segmented "cell": a bright off-centre square on black, with a gradient inside."""
+    image = np.zeros((21, 21, 3), dtype=np.uint8)
+    image[4:12, 6:16] = np.array([100, 50, 120], dtype=np.uint8)
+    image[4:12, 6:16, 0] += np.arange(10, dtype=np.uint8) * 3
+    return image
+
+
+def test_random_transforms_keep_the_background_black_and_the_cell_a_cell(cell):
+    background = cell.max(axis=-1) == 0
+    for augmentation in ("noise:6:3", "contrast:1.2", "contrast:0.8", "channels:1.1:0.9:1.05"):
+        out = apply_augmentation(cell, augmentation)
+        assert out.dtype == cell.dtype and out.shape == cell.shape
+        assert (out[background] == 0).all() and (out[~background].max(axis=-1) > 0).all()
+        assert not np.array_equal(out, cell)
+    assert np.array_equal(apply_augmentation(cell, "noise:6:3"), apply_augmentation(cell, "noise:6:3"))
+    assert not np.array_equal(apply_augmentation(cell, "noise:6:3"), apply_augmentation(cell, "noise:6:4"))
+    # Contrast scales the distance from the cell's mean colour, which stays put.
+    stretched = apply_augmentation(cell, "contrast:1.2").astype(float)
+    assert np.allclose(stretched[~background].mean(axis=0), cell[~background].mean(axis=0), atol=0.6)
+    assert stretched[~background][:, 0].std() > cell[~background][:, 0].std()
+    assert np.array_equal(apply_augmentation(cell, "channels:1:1:1"), cell)
+
+
+def test_rotation_turns_about_the_centre(cell):
+    assert np.array_equal(apply_augmentation(cell, "rotate:90"), np.rot90(cell))
+    assert np.array_equal(apply_augmentation(cell, "rotate:360"), cell)
+    big = np.zeros((81, 81, 3), dtype=np.uint8)
+    big[20:60, 25:55] = 100
+    area = (apply_augmentation(big, "rotate:45").max(axis=-1) > 50).sum()  # interpolation softens the outline
+    assert abs(int(area) - 40 * 30) < 0.05 * 40 * 30
+
+
+def test_combinations_apply_in_order_and_bad_names_are_refused(cell):
+    combined = apply_augmentation(cell, "flip_horizontal+rotate:90")
+    assert np.array_equal(combined, apply_augmentation(apply_augmentation(cell, "flip_horizontal"), "rotate:90"))
+    batch = np.stack([cell, cell[::-1]])
+    assert np.array_equal(apply_augmentation(batch, "contrast:1.1")[1], apply_augmentation(cell[::-1], "contrast:1.1"))
+    for bad in ("rotate", "noise:3", "contrast:x", "channels:1:1", "shear:3", "rotate_90:1"):
+        with pytest.raises(ValueError, match="unknown augmentation"):
+            apply_augmentation(cell, bad)
+
+
+def test_drawn_augmentations_combine_one_to_three_transforms_and_all_apply(cell):
+    rng = np.random.default_rng(0)
+    drawn = [draw_augmentation(rng) for _ in range(300)]
+    counts = {len(a.split("+")) for a in drawn}
+    names = {part.split(":")[0] for a in drawn for part in a.split("+")}
+    assert counts == {1, 2, 3} and names == set(RANDOM_TRANSFORMS)
+    assert all(len(set(part.split(":")[0] for part in a.split("+"))) == len(a.split("+")) for a in drawn)
+    for augmentation in drawn[:40]:
+        assert apply_augmentation(cell, augmentation).shape == cell.shape
+    assert drawn == [draw_augmentation(r) for r in [np.random.default_rng(0)] for _ in range(300)]
+
+
+def test_bagging_sets_follow_the_reports_figure_2():
+    table = pd.DataFrame({"path": [f"cell{i}.bmp" for i in range(31)], "label": [1] * 21 + [0] * 10})
+    sets = bagging_sets(table, seed=3)
+    a, b = sets[sets["set"] == "A"], sets[sets["set"] == "B"]
+    originals = {name: set(rows.loc[(rows["label"] == 1) & (rows["augmentation"] == "none"), "path"]) for name, rows in (("A", a), ("B", b))}
+    copies = {name: set(rows.loc[(rows["label"] == 1) & (rows["augmentation"] != "none"), "path"]) for name, rows in (("A", a), ("B", b))}
+    # The ALL cells are halved; each set holds one half as it is and the other augmented.
+    assert originals["A"].isdisjoint(originals["B"]) and originals["A"] | originals["B"] == set(table["path"][:21])
+    assert (len(originals["A"]), len(originals["B"])) == (10, 11)
+    assert copies["A"] == originals["B"] and copies["B"] == originals["A"]
+    assert set(a.loc[a["part"] == "All-A", "path"]) == originals["A"]
+    # The same HEM cells, and the same augmented copies of them, in both sets.
+    hem = [rows[rows["label"] == 0].sort_values(["path", "augmentation"])[["path", "augmentation"]].reset_index(drop=True)
+           for rows in (a, b)]
+    assert hem[0].equals(hem[1]) and len(hem[0]) == 20 and (hem[0]["augmentation"] != "none").sum() == 10
+    assert sets.equals(bagging_sets(table, seed=3)) and not sets.equals(bagging_sets(table, seed=4))
+    with pytest.raises(ValueError, match="needs ALL"):
+        bagging_sets(table[table["label"] == 1])

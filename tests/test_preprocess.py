@@ -502,3 +502,23 @@ def test_real_clahe_does_not_brighten_background(real_cells):
         assert pp.foreground_box(out) == pp.foreground_box(image), name
         cell = ~background
         assert np.abs(luma(out)[..., 1:][cell].astype(int) - luma(image)[..., 1:][cell]).max() <= 1, name
+
+
+def test_load_cells_crops_each_file_with_either_reports_chain(tmp_path):
+    from cytobook.io import write_image
+
+    image = np.zeros((90, 90, 3), dtype=np.uint8)
+    image[20:60, 30:50] = (120, 60, 140)
+    image[58:60, 30:80] = (120, 60, 140)  # a thin thread: Otsu + erosion drop it, the threshold box keeps it
+    paths = [str(tmp_path / f"cell{i}.bmp") for i in range(2)]
+    for i, path in enumerate(paths):
+        write_image(path, np.ascontiguousarray(np.rot90(image, i)))
+    report1 = pp.load_cells(paths, 32)
+    report2 = pp.load_cells(paths, 32, crop=pp.otsu_hull_crop, augmentations=["none", "rotate_270"])
+    assert report1.shape == report2.shape == (2, 32, 32, 3) and report1.dtype == np.uint8
+    assert np.array_equal(report1[0], pp.threshold_crop_square(image, size=32))
+    assert np.array_equal(report2[0], pp.otsu_hull_crop(image, size=32))
+    assert np.array_equal(report2[1], np.rot90(pp.otsu_hull_crop(np.rot90(image), size=32), 3))
+    assert not np.array_equal(report1[0], report2[0])
+    with pytest.raises(ValueError, match="1 augmentations for 2 paths"):
+        pp.load_cells(paths, 32, augmentations=["none"])

@@ -1,42 +1,125 @@
-"""Class balancing by subsampling and augmentation, as report 1 balances C-NMC.
+"""Augmented training sets of the C-NMC reports, as tables of images and named transforms.
 
-Report 1 subsamples the majority class (ALL) and adds copies of minority
-(HEM) images, each flipped or rotated by a multiple of 90 degrees: symmetries
-of the square that lose no pixel and interpolate nothing.
+* **Report 1** subsamples the majority class (ALL) and adds copies of minority
+  (HEM) images, each flipped or rotated by a multiple of 90 degrees: symmetries
+  of the square that lose no pixel and interpolate nothing
+  (:func:`balance_classes`).
+* **Report 2** (Liu & Long, 2.3) halves the ALL cells into All-A and All-B and
+  builds two bagging sets, each with one half as it is and the other half
+  augmented, and the HEM cells with augmented copies in both
+  (:func:`bagging_sets`). Its augmentation is "randomly chosen one or
+  combination of" rotation, flips, Gaussian noise, contrast and colour-channel
+  adjustment (:func:`draw_augmentation`).
 
-Balancing works on the *table* of images: augmented rows point at their
-source file and name the transform in an ``augmentation`` column, so the set
-can be inspected and reproduced before any pixel is read;
-:func:`apply_augmentation` applies the transform when images are loaded.
+Both work on the *table* of images: augmented rows point at their source file
+and name the transform in an ``augmentation`` column (parameters included, so
+the set can be inspected and reproduced before any pixel is read);
+:func:`apply_augmentation` applies it when images are loaded.
 """
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pandas as pd
 
-#: The report's transforms; "none" marks an original image.
+#: Report 1's transforms; "none" marks an original image.
 AUGMENTATIONS = ("flip_horizontal", "flip_vertical", "rotate_90", "rotate_180", "rotate_270")
+
+#: Report 2's transforms, with parameters where they have any (see :func:`draw_augmentation`).
+RANDOM_TRANSFORMS = ("rotate", "flip_horizontal", "flip_vertical", "noise", "contrast", "channels")
 
 
 def apply_augmentation(images: np.ndarray, augmentation: str) -> np.ndarray:
-    """Apply one named transform to an image ``(H, W, C)`` or a batch ``(N, H, W, C)``.
+    """Apply a named transform to an image ``(H, W, C)`` or a batch ``(N, H, W, C)``.
+
+    ``augmentation`` is ``"none"``, one of :data:`AUGMENTATIONS`, or transforms
+    joined by ``"+"``, applied in order, each ``name`` or ``name:p1:p2...``:
+
+    - ``rotate:DEGREES``: rotation about the centre, anticlockwise, black corners;
+    - ``noise:SIGMA:SEED``: Gaussian noise of ``SIGMA`` grey levels on the cell;
+    - ``contrast:FACTOR``: each pixel's distance from the cell's mean colour scaled;
+    - ``channels:R:G:B``: each colour channel scaled.
+
+    The black background of a segmented cell (all channels 0) stays black
+    under every transform: black means "no cell" in C-NMC images.
 
     Raises
     ------
     ValueError
-        If ``augmentation`` is not ``"none"`` or one of :data:`AUGMENTATIONS`.
+        If a transform is unknown or its parameters do not parse.
     """
-    row, col = (0, 1) if images.ndim == 3 else (1, 2)
     if augmentation == "none":
         return images
-    if augmentation == "flip_horizontal":
-        return np.flip(images, axis=col)
-    if augmentation == "flip_vertical":
-        return np.flip(images, axis=row)
-    if augmentation.startswith("rotate_") and augmentation in AUGMENTATIONS:
-        return np.rot90(images, k=int(augmentation.removeprefix("rotate_")) // 90, axes=(row, col))
-    raise ValueError(f"unknown augmentation {augmentation!r}; expected 'none' or one of {', '.join(AUGMENTATIONS)}")
+    for part in augmentation.split("+"):
+        images = _apply_one(images, part, augmentation)
+    return images
+
+
+def _apply_one(images: np.ndarray, part: str, whole: str) -> np.ndarray:
+    row, col = (0, 1) if images.ndim == 3 else (1, 2)
+    name, *text = part.split(":")
+    try:
+        params = [float(value) for value in text]
+    except ValueError:
+        params = None
+    expected = {"flip_horizontal": 0, "flip_vertical": 0, "rotate": 1, "noise": 2, "contrast": 1, "channels": 3}
+    if name in AUGMENTATIONS and not text:
+        if name.startswith("rotate_"):
+            return np.rot90(images, k=int(name.removeprefix("rotate_")) // 90, axes=(row, col))
+        return np.flip(images, axis=col if name == "flip_horizontal" else row)
+    if name not in expected or params is None or len(params) != expected[name]:
+        raise ValueError(
+            f"unknown augmentation {part!r} in {whole!r}; expected 'none', one of {', '.join(AUGMENTATIONS)}, "
+            "or '+'-joined rotate:DEGREES, noise:SIGMA:SEED, contrast:FACTOR, channels:R:G:B"
+        )
+    if images.ndim == 4:
+        return np.stack([_apply_one(image, part, whole) for image in images])
+    cell = images.max(axis=-1, keepdims=True) > 0
+    if name == "rotate":
+        height, width = images.shape[:2]
+        matrix = cv2.getRotationMatrix2D(((width - 1) / 2, (height - 1) / 2), params[0], 1.0)
+        return cv2.warpAffine(np.ascontiguousarray(images), matrix, (width, height), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    pixels = images.astype(np.float32)
+    if name == "noise":
+        pixels = pixels + np.random.default_rng(int(params[1])).normal(0.0, params[0], size=pixels.shape)
+    elif name == "contrast":
+        mean = pixels[cell[..., 0]].mean(axis=0) if cell.any() else 0.0
+        pixels = mean + params[0] * (pixels - mean)
+    else:
+        pixels = pixels * np.asarray(params, dtype=np.float32)
+    high = np.iinfo(images.dtype).max if np.issubdtype(images.dtype, np.integer) else 1.0
+    # Cell pixels stay at least 1, so they never turn into background.
+    out = np.clip(np.rint(pixels) if high > 1 else pixels, 1 if high > 1 else 0.0, high).astype(images.dtype)
+    return np.where(cell, out, images)
+
+
+def draw_augmentation(rng: np.random.Generator) -> str:
+    """Draw one of report 2's augmentations: one transform, or a combination of two or three.
+
+    The report names the transforms (rotation, horizontal or vertical flip,
+    Gaussian noise, contrast and colour-channel adjustment) but not their
+    ranges; *our choice*: any rotation angle, noise of 2-8 grey levels,
+    contrast x0.8-1.2, each channel x0.9-1.1, and one, two or three distinct
+    transforms with equal probability. The result is a string for
+    :func:`apply_augmentation`.
+    """
+    count = int(rng.integers(1, 4))
+    names = [RANDOM_TRANSFORMS[i] for i in np.sort(rng.choice(len(RANDOM_TRANSFORMS), size=count, replace=False))]
+    parts = []
+    for name in names:
+        if name == "rotate":
+            parts.append(f"rotate:{rng.uniform(0.0, 360.0):.1f}")
+        elif name == "noise":
+            parts.append(f"noise:{rng.uniform(2.0, 8.0):.1f}:{int(rng.integers(2**31))}")
+        elif name == "contrast":
+            parts.append(f"contrast:{rng.uniform(0.8, 1.2):.3f}")
+        elif name == "channels":
+            parts.append("channels:" + ":".join(f"{v:.3f}" for v in rng.uniform(0.9, 1.1, size=3)))
+        else:
+            parts.append(name)
+    return "+".join(parts)
 
 
 def balance_classes(
@@ -89,3 +172,61 @@ def balance_classes(
     )
     balanced = pd.concat([kept, minor.assign(augmentation="none"), augmented], ignore_index=True)
     return balanced.iloc[rng.permutation(len(balanced))].reset_index(drop=True)
+
+
+#: The three parts of report 2's bagging sets (its Fig. 2).
+BAGGING_PARTS = ("All-A", "All-B", "HEM")
+
+
+def bagging_sets(table: pd.DataFrame, seed: int = 0, label: str = "label", positive: int = 1) -> pd.DataFrame:
+    """Report 2's training sets A and B (Liu & Long, 2.3 and Fig. 2) as one table.
+
+    The ALL cells (``label == positive``) are split at random into two halves
+    of equal size, All-A and All-B. Set A holds All-A as it is and one
+    augmented copy of each All-B cell; set B the reverse. Both hold every HEM
+    cell and the same augmented copy of each (the report: each model "learns
+    the same HEM cell features but mixed ALL cell features"). One augmented
+    copy per cell is *our choice* (the report gives no number); it makes each
+    set about twice the size of its ALL half plus the HEM cells.
+
+    Parameters
+    ----------
+    table
+        The training part, one row per image, with a ``label`` column.
+    seed
+        Seeds the halving and every augmentation drawn (:func:`draw_augmentation`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``table``'s rows, repeated as needed, with columns ``set`` (``"A"`` or
+        ``"B"``), ``part`` (one of :data:`BAGGING_PARTS`) and ``augmentation``
+        (``"none"`` for originals); each set shuffled.
+
+    Raises
+    ------
+    ValueError
+        If the table holds no cell of either class.
+    """
+    rng = np.random.default_rng(seed)
+    is_all = (table[label] == positive).to_numpy()
+    if is_all.all() or not is_all.any():
+        raise ValueError(f"bagging_sets needs ALL ({label} == {positive}) and HEM cells; found labels "
+                         f"{sorted(table[label].unique())}")
+    all_rows = table[is_all]
+    order = rng.permutation(len(all_rows))
+    halves = {"All-A": all_rows.iloc[np.sort(order[: len(order) // 2])],
+              "All-B": all_rows.iloc[np.sort(order[len(order) // 2 :])]}
+    hem = table[~is_all].assign(part="HEM")
+
+    def augmented(rows: pd.DataFrame) -> pd.DataFrame:
+        return rows.assign(augmentation=[draw_augmentation(rng) for _ in range(len(rows))])
+
+    hem_copies = augmented(hem)
+    copies = {part: augmented(rows.assign(part=part)) for part, rows in halves.items()}
+    sets = []
+    for name, kept, other in (("A", "All-A", "All-B"), ("B", "All-B", "All-A")):
+        rows = pd.concat([halves[kept].assign(part=kept, augmentation="none"), copies[other],
+                          hem.assign(augmentation="none"), hem_copies], ignore_index=True)
+        sets.append(rows.iloc[rng.permutation(len(rows))].assign(set=name))
+    return pd.concat(sets, ignore_index=True)

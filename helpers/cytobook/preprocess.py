@@ -18,7 +18,7 @@ input; results keep the input's dtype. Geometric steps accept ``uint8``,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -602,10 +602,11 @@ def load_cells(
     paths: Sequence[str],
     size: int,
     *,
+    crop: Callable[..., np.ndarray] = threshold_crop_square,
     clahe: bool = False,
     augmentations: Sequence[str] | None = None,
 ) -> np.ndarray:
-    """Read cell images and apply report 1's chain: threshold crop, square pad, resize, optional CLAHE.
+    """Read cell images, crop each to a square of ``size`` (report 1's chain by default), optionally CLAHE.
 
     Parameters
     ----------
@@ -613,6 +614,9 @@ def load_cells(
         Image files (read with :func:`cytobook.io.read_image`).
     size
         Side of the square output.
+    crop
+        Called as ``crop(image, size=size)``: :func:`threshold_crop_square`
+        (report 1) or :func:`otsu_hull_crop` (report 2).
     clahe
         Equalise the luminance with :func:`clahe_y` after resizing.
     augmentations
@@ -631,7 +635,7 @@ def load_cells(
         raise ValueError(f"{len(augmentations)} augmentations for {len(paths)} paths")
     out = np.empty((len(paths), size, size, 3), dtype=np.uint8)
     for index, path in enumerate(paths):
-        cell = threshold_crop_square(read_image(path), size=size)
+        cell = crop(read_image(path), size=size)
         if clahe:
             cell = clahe_y(cell)
         out[index] = apply_augmentation(cell, augmentations[index]) if augmentations is not None else cell
