@@ -470,3 +470,17 @@ def test_ensemble_gain_from_binary_reports():
     assert row["best_member"] == "good"
     assert row["gain"] == pytest.approx(results["average ensemble"]["weighted_f1"] - results["good"]["weighted_f1"])
     assert row["beats_best_member"] == (row["gain"] > 0)
+
+
+def test_max_probability_takes_the_most_confident_member():
+    a = np.array([0.9, 0.4, 0.5, 0.2])
+    b = np.array([0.3, 0.05, 0.5, 0.8])
+    c = np.array([0.6, 0.6, 0.45, 0.85])
+    combined = en.max_probability_ensemble([a, b, c])
+    # Sample 0: a is surest (0.9, ALL); 1: b (0.05, HEM); 2: c (0.45) beats the undecided a and b; 3: c again.
+    np.testing.assert_array_equal(combined, [0.9, 0.05, 0.45, 0.85])
+    np.testing.assert_array_equal(en.max_probability_ensemble([a[:, None], b]), [0.9, 0.05, 0.5, 0.2])  # ties: the first
+    # Unlike the average, one confident member overrules two hesitant ones.
+    assert en.max_probability_ensemble([[0.02], [0.6], [0.6]])[0] < 0.5 < en.average_ensemble([[0.02], [0.9], [0.9]])[0]
+    with pytest.raises(ValueError, match="different numbers"):
+        en.max_probability_ensemble([a, b[:2]])

@@ -1,4 +1,4 @@
-"""Report 1's ensembles: average, weighted average with genetic-algorithm weights, error analysis.
+"""Ensembles over saved probabilities: report 1's average, GA-weighted average and error analysis; report 2's max rule.
 
 The report averages its best networks' positive-class (ALL) probabilities,
 plainly (:func:`average_ensemble`) or with weights (:func:`weighted_ensemble`)
@@ -20,6 +20,9 @@ plain average, then to the first found; each restart draws from its own
 stream spawned from ``seed``, and crossover and mutation draw as many random
 numbers whatever their rates, so the search is deterministic for a seed.
 :func:`population_fitness` scores a whole population with one matrix product.
+
+:func:`max_probability_ensemble` is report 2's inference: each cell takes
+the label of its most confident member.
 
 :func:`error_analysis` marks which models get each sample right and
 :func:`error_summary` counts the report's cases from it. :func:`member_signal`
@@ -88,6 +91,18 @@ def weighted_ensemble(probabilities: Sequence[np.ndarray], weights: Sequence[flo
         raise ValueError(f"weights must be finite, non-negative and not all zero, got {w.tolist()}")
     # Same product as population_fitness, so a GA's fitness reproduces exactly here.
     return (w / w.sum()) @ stacked
+
+
+def max_probability_ensemble(probabilities: Sequence[np.ndarray]) -> np.ndarray:
+    """Report 2's inference (Liu & Long, 2.6): per sample, the probability given by the most confident member.
+
+    A member's confidence is its largest class probability, ``max(p, 1 - p)``;
+    the member with the highest one decides, so thresholding the result at 0.5
+    gives that member's label. Ties go to the first member. Shape ``(n,)``.
+    """
+    stacked = stack_probabilities(probabilities)
+    chosen = np.maximum(stacked, 1.0 - stacked).argmax(axis=0)
+    return stacked[chosen, np.arange(stacked.shape[1])]
 
 
 # ---------------------------------------------------------------------------
