@@ -88,6 +88,7 @@ def fit(
     epochs: int,
     batch_size: int,
     patience: int | None = None,
+    reduce_lr_patience: int | None = None,
     class_weight: dict[int, float] | None = None,
     history: dict[str, list[float]] | None = None,
 ) -> dict[str, list[float]]:
@@ -98,6 +99,11 @@ def fit(
     patience
         Stop after this many epochs without a lower validation loss and keep
         the best weights; ``None`` trains for all ``epochs``.
+    reduce_lr_patience
+        Multiply the learning rate by 0.1 after this many epochs without a
+        lower validation loss (report 2: 6); ``None`` keeps it constant.
+    class_weight
+        Loss weight of each class label (report 2: 2.5 for ALL, 1.0 for HEM).
     history
         A history to extend, so that feature extraction followed by
         fine-tuning shows as one learning curve.
@@ -105,6 +111,8 @@ def fit(
     callbacks = []
     if patience is not None:
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True))
+    if reduce_lr_patience is not None:
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.1, patience=reduce_lr_patience))
     result = model.fit(
         data.x_train, data.y_train,
         validation_data=(data.x_val, data.y_val),
