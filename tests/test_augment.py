@@ -125,7 +125,15 @@ def test_bagging_sets_follow_the_reports_figure_2():
     # The same HEM cells, and the same augmented copies of them, in both sets.
     hem = [rows[rows["label"] == 0].sort_values(["path", "augmentation"])[["path", "augmentation"]].reset_index(drop=True)
            for rows in (a, b)]
-    assert hem[0].equals(hem[1]) and len(hem[0]) == 20 and (hem[0]["augmentation"] != "none").sum() == 10
+    assert hem[0].equals(hem[1]) and (hem[0]["augmentation"] != "none").sum() == 21 - 10  # as many HEM as ALL
+    assert set(hem[0]["path"]) == set(table["path"][21:]) and set(hem[0]["path"].value_counts()) == {2, 3}
+    assert (a["label"] == 0).sum() == (a["label"] == 1).sum() == 21
+    # With more copies than HEM cells, each cell is copied in turn; with as many HEM as ALL cells, none.
+    many = bagging_sets(pd.concat([table, table.iloc[:21].assign(path=lambda t: t["path"] + "x")]), seed=0)
+    copies_per_cell = many.loc[(many["set"] == "A") & (many["augmentation"] != "none") & (many["label"] == 0), "path"]
+    assert len(copies_per_cell) == 42 - 10 and set(copies_per_cell.value_counts()) <= {3, 4}
+    even = bagging_sets(table.iloc[11:], seed=0)
+    assert (even.loc[even["label"] == 0, "augmentation"] == "none").all()
     assert sets.equals(bagging_sets(table, seed=3)) and not sets.equals(bagging_sets(table, seed=4))
     with pytest.raises(ValueError, match="needs ALL"):
         bagging_sets(table[table["label"] == 1])

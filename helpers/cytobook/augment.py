@@ -6,7 +6,7 @@
   (:func:`balance_classes`).
 * **Report 2** (Liu & Long, 2.3) halves the ALL cells into All-A and All-B and
   builds two bagging sets, each with one half as it is and the other half
-  augmented, and the HEM cells with augmented copies in both
+  augmented, and the HEM cells with as many augmented copies as balance them, in both
   (:func:`bagging_sets`). Its augmentation is "randomly chosen one or
   combination of" rotation, flips, Gaussian noise, contrast and colour-channel
   adjustment (:func:`draw_augmentation`).
@@ -184,10 +184,13 @@ def bagging_sets(table: pd.DataFrame, seed: int = 0, label: str = "label", posit
     The ALL cells (``label == positive``) are split at random into two halves
     of equal size, All-A and All-B. Set A holds All-A as it is and one
     augmented copy of each All-B cell; set B the reverse. Both hold every HEM
-    cell and the same augmented copy of each (the report: each model "learns
-    the same HEM cell features but mixed ALL cell features"). One augmented
-    copy per cell is *our choice* (the report gives no number); it makes each
-    set about twice the size of its ALL half plus the HEM cells.
+    cell and the same augmented HEM copies (the report: each model "learns
+    the same HEM cell features but mixed ALL cell features"). The report
+    gives no number of HEM copies; with about twice as many ALL cells as HEM
+    cells, its figure reads as one copy each, which balances the sets. *Our
+    choice* keeps that purpose on any data: as many HEM copies as there are
+    ALL cells beyond the HEM cells (none when HEM cells are as many), drawn
+    from the HEM cells in turn, so each set holds as many HEM as ALL images.
 
     Parameters
     ----------
@@ -222,7 +225,9 @@ def bagging_sets(table: pd.DataFrame, seed: int = 0, label: str = "label", posit
     def augmented(rows: pd.DataFrame) -> pd.DataFrame:
         return rows.assign(augmentation=[draw_augmentation(rng) for _ in range(len(rows))])
 
-    hem_copies = augmented(hem)
+    extra = max(len(all_rows) - len(hem), 0)
+    turns = np.concatenate([rng.permutation(len(hem)) for _ in range(-(-extra // len(hem)))]) if extra else []
+    hem_copies = augmented(hem.iloc[np.sort(np.asarray(turns[:extra], dtype=int))])
     copies = {part: augmented(rows.assign(part=part)) for part, rows in halves.items()}
     sets = []
     for name, kept, other in (("A", "All-A", "All-B"), ("B", "All-B", "All-A")):

@@ -128,6 +128,32 @@ class MilSpec:
 
 
 @dataclass(frozen=True)
+class BaggingSpec:
+    """Settings of report 2's Inception-ResNet-V2 bagging models (Liu & Long, 2.2 and 2.5).
+
+    Attributes
+    ----------
+    image_size
+        Side of the square input: 299 in the report (Inception-ResNet-V2's
+        ImageNet size); smaller in ``smoke`` and ``demo``, never below the 75
+        px the architecture accepts.
+    epochs
+        At most 50 epochs (the report).
+    patience, reduce_lr_patience
+        Early stop after 12 epochs without a lower validation loss, learning
+        rate x 0.1 after 6 (the report).
+    batch_size
+        32 (*our choice*: the report does not give it; Keras's default).
+    """
+
+    image_size: int = 299
+    epochs: int = 50
+    patience: int = 12
+    reduce_lr_patience: int = 6
+    batch_size: int = 32
+
+
+@dataclass(frozen=True)
 class Profile:
     """Everything a notebook derives from its ``profile`` parameter.
 
@@ -160,6 +186,8 @@ class Profile:
         a transfer base is first trained from random weights on the training
         images for this many epochs, standing in for ImageNet pretraining
         (:func:`cytobook.models.transfer.stand_in_base`).
+    bagging
+        Settings of report 2's bagging models.
     dlmi, mil
         Size of the generated lymphocytosis data and the settings of the
         multi-instance models trained on it (report 4).
@@ -176,6 +204,7 @@ class Profile:
     patience: int | None = 10
     imagenet_required: bool = True
     stand_in_epochs: int = 0
+    bagging: BaggingSpec = field(default_factory=BaggingSpec)
     dlmi: DlmiSpec = field(default_factory=DlmiSpec)
     mil: MilSpec = field(default_factory=MilSpec)
 
@@ -199,6 +228,7 @@ PROFILES: dict[str, Profile] = {
         patience=None,
         imagenet_required=False,
         stand_in_epochs=1,
+        bagging=BaggingSpec(image_size=75, epochs=1, batch_size=16),
         dlmi=DlmiSpec(train_patients=(6, 4), test_patients=3, images_per_patient=(3, 6)),
         mil=MilSpec(image_size=32, epochs=1, bags_per_step=4, cv_folds=2, max_instances=8, encoder_width=8,
                     encoder_image_size=32, encoder_instances=8, encoder_epochs=1, vit=(32, 2, 2), lora_rank=2,
@@ -209,10 +239,10 @@ PROFILES: dict[str, Profile] = {
         purpose="laptop demonstration: generated data, small images, real learning curves in minutes",
         cnmc=CnmcSpec(
             image_size=160,
-            subjects_per_fold=(6, 4),
-            cells_per_subject=(30, 45),
-            prelim_subjects=(3, 2),
-            final_subjects=(2, 2),
+            subjects_per_fold=(12, 8),
+            cells_per_subject=(15, 22),
+            prelim_subjects=(6, 4),
+            final_subjects=(3, 3),
         ),
         image_size=64,
         # Without ImageNet weights a base is trained from random weights first (stand_in_epochs): an epoch of
@@ -226,6 +256,7 @@ PROFILES: dict[str, Profile] = {
         imagenet_required=False,
         # Trained end to end from random weights, each base reaches a test AUC of ~0.65-0.75 in 5-6 epochs.
         stand_in_epochs=5,
+        bagging=BaggingSpec(image_size=75, epochs=10, batch_size=16),
         dlmi=DlmiSpec(train_patients=(84, 36), test_patients=24, images_per_patient=(8, 20)),
         # Each of the chapter's trainable models runs 5 folds: few short epochs, small bags and a narrow encoder.
         mil=MilSpec(image_size=64, epochs=40, bags_per_step=8, learning_rate=3e-3, max_instances=20,
