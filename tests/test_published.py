@@ -10,7 +10,7 @@ from cytobook.published import COLUMNS, published, published_metrics, published_
 
 
 def test_every_row_names_its_split_and_section():
-    for report in ("cnmc", "lymphocytosis"):
+    for report in ("cnmc", "bagging", "lymphocytosis"):
         rows = published(report)
         assert list(rows.columns) == list(COLUMNS[1:])
         assert (rows["split"] != "").all() and (rows["section"] != "").all()
@@ -46,3 +46,10 @@ def test_selection_by_metric_and_model_and_errors():
         published("nope")
     with pytest.raises(KeyError, match="publishes no"):
         published_value("cnmc", "vgg16_truncated_fine_tuned", "ROC AUC", section="3.4.3")
+
+
+def test_report_2_table_1_and_its_final_test_score():
+    table = published_metrics("bagging", ["precision HEM", "recall ALL", "weighted F1", "support HEM"], section="3 (Table 1)")
+    assert table.loc["the report's ensemble"].to_dict() == {"precision HEM": 0.80, "recall ALL": 0.90, "weighted F1": 0.84,
+                                                           "support HEM": 648}
+    assert published_value("bagging", "the report's ensemble", "weighted F1", section="3") == 0.876
