@@ -246,9 +246,10 @@ PROFILES: dict[str, Profile] = {
         ),
         image_size=64,
         # Without ImageNet weights a base is trained from random weights first (stand_in_epochs): an epoch of
-        # VGG16 costs ~10 s at 32 px against ~55 at 64. ResNet50 and MobileNetV2 keep 64 px: from random weights
-        # at 32 px they learnt the cells less well (ResNet50 test AUC ~0.67 against ~0.73; MobileNetV2 0.53).
-        transfer_image_size={"vgg16": 32},
+        # VGG16 costs ~10 s at 32 px, ~22 at 48 and ~55 at 64. At 32 px it sees too little of a cell (test AUC
+        # ~0.57 on the demo's 60 subjects); ResNet50 and MobileNetV2 keep 64 px: from random weights at 32 px
+        # they learnt the cells less well (ResNet50 test AUC ~0.67 against ~0.73; MobileNetV2 0.53).
+        transfer_image_size={"vgg16": 48},
         epochs=20,  # the scratch CNN's validation loss plateaus ~10 epochs before it falls
         batch_size=16,
         fine_tune_epochs=1,  # fine-tuning whole bases costs ~20-35 s an epoch on 2 cores
