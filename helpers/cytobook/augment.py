@@ -56,32 +56,41 @@ def apply_augmentation(images: np.ndarray, augmentation: str) -> np.ndarray:
     return images
 
 
+#: How many parameters each of report 2's transforms takes after its name.
+_PARAMETER_COUNTS = {"flip_horizontal": 0, "flip_vertical": 0, "rotate": 1, "noise": 2, "contrast": 1, "channels": 3}
+
+
 def _apply_one(images: np.ndarray, part: str, whole: str) -> np.ndarray:
+    """Apply one transform ``name[:p1:p2...]`` of the augmentation ``whole``."""
     row, col = (0, 1) if images.ndim == 3 else (1, 2)
     name, *text = part.split(":")
-    try:
-        params = [float(value) for value in text]
-    except ValueError:
-        params = None
-    expected = {"flip_horizontal": 0, "flip_vertical": 0, "rotate": 1, "noise": 2, "contrast": 1, "channels": 3}
     if name in AUGMENTATIONS and not text:
         if name.startswith("rotate_"):
             return np.rot90(images, k=int(name.removeprefix("rotate_")) // 90, axes=(row, col))
         return np.flip(images, axis=col if name == "flip_horizontal" else row)
-    if name not in expected or params is None or len(params) != expected[name]:
+    try:
+        params = [float(value) for value in text]
+    except ValueError:
+        params = None
+    if params is None or len(params) != _PARAMETER_COUNTS.get(name, -1):
         raise ValueError(
             f"unknown augmentation {part!r} in {whole!r}; expected 'none', one of {', '.join(AUGMENTATIONS)}, "
             "or '+'-joined rotate:DEGREES, noise:SIGMA:SEED, contrast:FACTOR, channels:R:G:B"
         )
     if images.ndim == 4:
         return np.stack([_apply_one(image, part, whole) for image in images])
-    cell = images.max(axis=-1, keepdims=True) > 0
     if name == "rotate":
         height, width = images.shape[:2]
         matrix = cv2.getRotationMatrix2D(((width - 1) / 2, (height - 1) / 2), params[0], 1.0)
         return cv2.warpAffine(np.ascontiguousarray(images), matrix, (width, height), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    pixels = images.astype(np.float32)
+    return _on_cell(images, name, params)
+
+
+def _on_cell(image: np.ndarray, name: str, params: list[float]) -> np.ndarray:
+    """Noise, contrast or channel scaling of the cell's pixels; the black background stays black."""
+    cell = image.max(axis=-1, keepdims=True) > 0
+    pixels = image.astype(np.float32)
     if name == "noise":
         pixels = pixels + np.random.default_rng(int(params[1])).normal(0.0, params[0], size=pixels.shape)
     elif name == "contrast":
@@ -89,10 +98,12 @@ def _apply_one(images: np.ndarray, part: str, whole: str) -> np.ndarray:
         pixels = mean + params[0] * (pixels - mean)
     else:
         pixels = pixels * np.asarray(params, dtype=np.float32)
-    high = np.iinfo(images.dtype).max if np.issubdtype(images.dtype, np.integer) else 1.0
-    # Cell pixels stay at least 1, so they never turn into background.
-    out = np.clip(np.rint(pixels) if high > 1 else pixels, 1 if high > 1 else 0.0, high).astype(images.dtype)
-    return np.where(cell, out, images)
+    if np.issubdtype(image.dtype, np.integer):
+        # Cell pixels stay at least 1, so they never turn into background.
+        pixels = np.clip(np.rint(pixels), 1, np.iinfo(image.dtype).max)
+    else:
+        pixels = np.clip(pixels, 0.0, 1.0)
+    return np.where(cell, pixels.astype(image.dtype), image)
 
 
 def draw_augmentation(rng: np.random.Generator) -> str:
