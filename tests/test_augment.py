@@ -10,6 +10,7 @@ from cytobook.augment import (
     AUGMENTATIONS,
     RANDOM_TRANSFORMS,
     apply_augmentation,
+    bagging_composition,
     bagging_sets,
     balance_classes,
     draw_augmentation,
@@ -137,3 +138,7 @@ def test_bagging_sets_follow_the_reports_figure_2():
     assert sets.equals(bagging_sets(table, seed=3)) and not sets.equals(bagging_sets(table, seed=4))
     with pytest.raises(ValueError, match="needs ALL"):
         bagging_sets(table[table["label"] == 1])
+    composition = bagging_composition(sets)
+    assert composition.loc[("A", "All-A")].to_dict() == {"as it is": 10, "augmented": 0}
+    assert composition.loc[("A", "All-B")].to_dict() == {"as it is": 0, "augmented": 11}
+    assert composition.loc[("B", "HEM")].to_dict() == {"as it is": 10, "augmented": 11}

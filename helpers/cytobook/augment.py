@@ -246,3 +246,12 @@ def bagging_sets(table: pd.DataFrame, seed: int = 0, label: str = "label", posit
                           hem.assign(augmentation="none"), hem_copies], ignore_index=True)
         sets.append(rows.iloc[rng.permutation(len(rows))].assign(set=name))
     return pd.concat(sets, ignore_index=True)
+
+
+def bagging_composition(sets: pd.DataFrame) -> pd.DataFrame:
+    """Images of each bagging set by part, as they are and augmented (the counts of the report's Fig. 2).
+
+    ``sets`` is a table of :func:`bagging_sets`; rows ``(set, part)``, columns ``"as it is"`` and ``"augmented"``.
+    """
+    kind = np.where(sets["augmentation"] == "none", "as it is", "augmented")
+    return sets.assign(kind=kind).groupby(["set", "part", "kind"]).size().unstack(fill_value=0)
