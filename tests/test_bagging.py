@@ -6,7 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from cytobook.models.bagging import combined_classifier, combined_head, member_features, pooled_extractor
+from cytobook.models.bagging import MemberTrainer, combined_head, train_combined
+from cytobook.profiles import BaggingSpec
 from cytobook.models.transfer import transfer_classifier
 from cytobook.training import SplitArrays, fit
 
@@ -27,18 +28,47 @@ def test_combined_head_follows_the_reports_figure_3():
         combined_head((12,))
 
 
-def test_combined_classifier_equals_the_head_on_cached_features():
+def _tiny_data(rng: np.random.Generator, n: int = 24) -> SplitArrays:
+    y = np.arange(n) % 2
+    x = (rng.integers(0, 60, (n, 32, 32, 3)) + 150 * y[:, None, None, None]).astype("uint8")  # ALL brighter
+    return SplitArrays(x, y.astype("float32"), x[:8], y[:8].astype("float32"), x[8:16], y[8:16].astype("float32"))
+
+
+def test_member_trainer_starts_every_member_from_the_same_state():
+    rng = np.random.default_rng(0)
+    data = _tiny_data(rng)
     keras.utils.set_random_seed(0)
-    members = [transfer_classifier("mobilenet_v2", 32, dense=None, dropout=None, weights=None, required=False)
-               for _ in range(2)]
-    images = np.random.default_rng(0).integers(0, 255, (5, 32, 32, 3)).astype("float32")
-    features = member_features(members, images)
-    assert [f.shape for f in features] == [(5, 1280), (5, 1280)]
-    head = combined_head([f.shape[1] for f in features], units=8)
-    whole = combined_classifier(members, head)
-    np.testing.assert_allclose(whole.predict(images, verbose=0), head.predict(features, verbose=0), atol=1e-5)
-    assert not any(w is v for w in whole.trainable_weights for v in members[0].get_layer("base").weights)
-    assert pooled_extractor(members[0]).output.shape[-1] == 1280
+    model = transfer_classifier("mobilenet_v2", 32, dense=None, dropout=None, weights=None, required=False)
+    model.get_layer("base").trainable = True
+    spec = BaggingSpec(image_size=32, epochs=3, patience=None, reduce_lr_patience=1, batch_size=8, learning_rate=0.01)
+    trainer = MemberTrainer(model, spec, seed=0)
+    start = [w.copy() for w in trainer.initial_weights]
+    first, first_features = trainer.train("model_a", data, {"test": data.x_test})
+    assert first_features["test"].shape == (8, 1280)
+    assert first.settings["epochs_run"] == 3 and first.p_test.shape == (8,)
+    # Trained: the weights moved; the features are the member's own.
+    assert any(not np.allclose(w, v) for w, v in zip(trainer.model.get_weights(), start))
+    np.testing.assert_allclose(first_features["test"], trainer.extractor.predict(data.x_test, verbose=0), atol=1e-5)
+    steps = int(trainer.model.optimizer.iterations)
+    second, _ = trainer.train("model_b", data, {})
+    # Reset before the second member: the same number of steps, and the rate back at the spec's.
+    assert int(trainer.model.optimizer.iterations) == steps
+    assert second.history["learning_rate"][0] == pytest.approx(0.01)
+    assert second.name == "model_b" and len(second.history["loss"]) == 3
+
+
+def test_combined_model_trains_on_member_features_with_class_weights():
+    rng = np.random.default_rng(1)
+    n = 120
+    y = (np.arange(n) % 3 == 0).astype("float32")  # one in three is class 1
+    features = [rng.normal(size=(n, 6)) + y[:, None] * 0.8, rng.normal(size=(n, 4)) + y[:, None] * 0.8]
+    data = SplitArrays([f[:80] for f in features], y[:80], [f[80:100] for f in features], y[80:100],
+                       [f[100:] for f in features], y[100:])
+    spec = BaggingSpec(epochs=5, patience=None, reduce_lr_patience=None, batch_size=16)
+    light = train_combined(data, spec, class_weight={0: 1.0, 1: 1.0}, seed=0)
+    heavy = train_combined(data, spec, class_weight={0: 1.0, 1: 5.0}, seed=0)
+    assert light.p_test.shape == (20,) and light.settings["class_weight"] == {0: 1.0, 1: 1.0}
+    assert (heavy.p_test > 0.5).mean() > (light.p_test > 0.5).mean()  # a heavier class 1 predicts it more often
 
 
 def test_fit_decays_the_learning_rate_on_a_plateau():

@@ -479,6 +479,7 @@ def test_max_probability_takes_the_most_confident_member():
     combined = en.max_probability_ensemble([a, b, c])
     # Sample 0: a is surest (0.9, ALL); 1: b (0.05, HEM); 2: c (0.45) beats the undecided a and b; 3: c again.
     np.testing.assert_array_equal(combined, [0.9, 0.05, 0.45, 0.85])
+    np.testing.assert_array_equal(en.most_confident_member([a, b, c]), [0, 1, 2, 2])
     np.testing.assert_array_equal(en.max_probability_ensemble([a[:, None], b]), [0.9, 0.05, 0.5, 0.2])  # ties: the first
     # Unlike the average, one confident member overrules two hesitant ones.
     assert en.max_probability_ensemble([[0.02], [0.6], [0.6]])[0] < 0.5 < en.average_ensemble([[0.02], [0.9], [0.9]])[0]

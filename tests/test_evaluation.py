@@ -241,3 +241,18 @@ def test_report_table_of_validation_scores_beside_the_published_ones():
     published = pd.DataFrame({"validation loss": [0.2436]}, index=["m"])
     table = ev.report_table(results, published, ev.VALIDATION_COLUMNS)
     assert table.loc["m"].to_dict() == {"validation loss": 0.3123, "validation accuracy": 0.9, "published validation loss": 0.2436}
+
+
+def test_per_class_table_matches_sklearn_and_sets_published_values_beside():
+    y = np.array([0, 0, 0, 1, 1, 1, 1, 1, 0, 1])
+    p = np.array([0.1, 0.7, 0.2, 0.9, 0.8, 0.3, 0.6, 0.9, 0.4, 0.2])
+    table = ev.per_class_table(ev.binary_report(y, p), {"precision HEM": 0.80, "support ALL": 1219, "weighted F1": 0.84})
+    precision, recall, f1, support = precision_recall_fscore_support(y, p > 0.5)
+    assert list(table.index) == ["HEM", "ALL", "weighted average"]
+    np.testing.assert_allclose(table.loc[["HEM", "ALL"], "precision"], precision.round(4))
+    np.testing.assert_allclose(table.loc[["HEM", "ALL"], "recall"], recall.round(4))
+    weighted = precision_recall_fscore_support(y, p > 0.5, average="weighted")
+    np.testing.assert_allclose(table.loc["weighted average", ["precision", "recall", "F1"]], np.round(weighted[:3], 4))
+    assert list(table["support"]) == [*support, support.sum()]
+    assert table.loc["HEM", "published precision"] == 0.80 and table.loc["ALL", "published support"] == 1219
+    assert table.loc["weighted average", "published F1"] == 0.84 and np.isnan(table.loc["ALL", "published F1"])

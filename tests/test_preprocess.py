@@ -522,3 +522,17 @@ def test_load_cells_crops_each_file_with_either_reports_chain(tmp_path):
     assert not np.array_equal(report1[0], report2[0])
     with pytest.raises(ValueError, match="1 augmentations for 2 paths"):
         pp.load_cells(paths, 32, augmentations=["none"])
+
+
+def test_load_cell_table_applies_each_rows_augmentation_and_names_missing_columns(tmp_path):
+    import pandas as pd
+
+    image = np.zeros((40, 40, 3), np.uint8)
+    image[10:30, 12:28] = (200, 120, 160)
+    cv2.imwrite(str(tmp_path / "cell.png"), image[..., ::-1])
+    rows = pd.DataFrame({"path": [str(tmp_path / "cell.png")] * 2, "label": [1, 0], "augmentation": ["none", "flip_horizontal"]})
+    images, labels = pp.load_cell_table(rows, 16, crop=pp.otsu_hull_crop)
+    assert images.shape == (2, 16, 16, 3) and labels.tolist() == [1.0, 0.0]
+    np.testing.assert_array_equal(images[1], images[0][:, ::-1])
+    with pytest.raises(ValueError, match=r"missing \['label'\]"):
+        pp.load_cell_table(rows.drop(columns="label"), 16)

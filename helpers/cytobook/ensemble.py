@@ -93,16 +93,24 @@ def weighted_ensemble(probabilities: Sequence[np.ndarray], weights: Sequence[flo
     return (w / w.sum()) @ stacked
 
 
+def most_confident_member(probabilities: Sequence[np.ndarray]) -> np.ndarray:
+    """Per sample, the index of the member whose prediction is most confident, shape ``(n,)``.
+
+    A member's confidence is its largest class probability, ``max(p, 1 - p)``;
+    ties go to the first member.
+    """
+    stacked = stack_probabilities(probabilities)
+    return np.maximum(stacked, 1.0 - stacked).argmax(axis=0)
+
+
 def max_probability_ensemble(probabilities: Sequence[np.ndarray]) -> np.ndarray:
     """Report 2's inference (Liu & Long, 2.6): per sample, the probability given by the most confident member.
 
-    A member's confidence is its largest class probability, ``max(p, 1 - p)``;
-    the member with the highest one decides, so thresholding the result at 0.5
-    gives that member's label. Ties go to the first member. Shape ``(n,)``.
+    The member chosen by :func:`most_confident_member` decides, so
+    thresholding the result at 0.5 gives that member's label. Shape ``(n,)``.
     """
     stacked = stack_probabilities(probabilities)
-    chosen = np.maximum(stacked, 1.0 - stacked).argmax(axis=0)
-    return stacked[chosen, np.arange(stacked.shape[1])]
+    return stacked[most_confident_member(stacked), np.arange(stacked.shape[1])]
 
 
 # ---------------------------------------------------------------------------

@@ -262,6 +262,39 @@ def report_table(
     return table.round(4)
 
 
+def per_class_table(report: Mapping[str, Any], published: Mapping[str, float] | None = None) -> pd.DataFrame:
+    """A classification report in the layout of report 2's Table 1: per class, then the weighted average.
+
+    Parameters
+    ----------
+    report
+        A :func:`binary_report` or :func:`multiclass_report`.
+    published
+        Published values keyed ``"<metric> <class>"`` and ``"weighted <metric>"``
+        (a row of :func:`cytobook.published.published_metrics`), added as
+        ``"published <metric>"`` columns.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows: each class, then ``weighted average`` (support-weighted means,
+        total support); columns ``precision``, ``recall``, ``F1``, ``support``,
+        then the published ones. Scores to four decimals.
+    """
+    names = list(report["class_names"])
+    support = np.array([report["support"][name] for name in names], dtype=float)
+    scores = {"precision": "precision", "recall": "recall", "F1": "f1"}
+    table = pd.DataFrame({column: [report[key][name] for name in names] for column, key in scores.items()}, index=names)
+    weighted = {column: float(np.average(table[column], weights=support)) if support.sum() else np.nan for column in scores}
+    table.loc["weighted average"] = weighted
+    table["support"] = [*support.astype(int), int(support.sum())]
+    if published is not None:
+        for column in (*scores, "support"):
+            keys = [f"{column} {name}" for name in names] + [f"weighted {column}"]
+            table[f"published {column}"] = [published.get(key, np.nan) for key in keys]
+    return table.round(4)
+
+
 # ---------------------------------------------------------------------------
 # Figures
 

@@ -640,3 +640,33 @@ def load_cells(
             cell = clahe_y(cell)
         out[index] = apply_augmentation(cell, augmentations[index]) if augmentations is not None else cell
     return out
+
+
+def load_cell_table(rows, size: int, *, crop: Callable[..., np.ndarray] = threshold_crop_square,
+                    clahe: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Images and labels of a table of cells, through :func:`load_cells`.
+
+    Parameters
+    ----------
+    rows
+        A :class:`pandas.DataFrame` with columns ``path`` and ``label`` and,
+        for augmented copies, ``augmentation`` (``"none"`` for originals).
+    size, crop, clahe
+        As in :func:`load_cells`.
+
+    Returns
+    -------
+    tuple
+        ``uint8`` images ``(n, size, size, 3)`` and ``float32`` labels ``(n,)``.
+
+    Raises
+    ------
+    ValueError
+        If ``path`` or ``label`` is missing, naming the columns found.
+    """
+    missing = [column for column in ("path", "label") if column not in rows.columns]
+    if missing:
+        raise ValueError(f"a table of cells needs the columns path and label; missing {missing}, found {list(rows.columns)}")
+    augmentations = list(rows["augmentation"]) if "augmentation" in rows.columns else None
+    images = load_cells(list(rows["path"]), size, crop=crop, clahe=clahe, augmentations=augmentations)
+    return images, rows["label"].to_numpy(dtype="float32")

@@ -7,6 +7,7 @@ so that every model of a chapter is trained the same way.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,6 +92,8 @@ def fit(
     reduce_lr_patience: int | None = None,
     class_weight: dict[int, float] | None = None,
     history: dict[str, list[float]] | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    verbose: int = 2,
 ) -> dict[str, list[float]]:
     """Fit on the training arrays, validating each epoch; returns the (extended) history.
 
@@ -107,8 +110,12 @@ def fit(
     history
         A history to extend, so that feature extraction followed by
         fine-tuning shows as one learning curve.
+    callbacks
+        More Keras callbacks, run before early stopping and the learning-rate decay.
+    verbose
+        2: one line per epoch (progress bars flood saved notebooks); 0: silent.
     """
-    callbacks = []
+    callbacks = list(callbacks)
     if patience is not None:
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True))
     if reduce_lr_patience is not None:
@@ -117,7 +124,7 @@ def fit(
         data.x_train, data.y_train,
         validation_data=(data.x_val, data.y_val),
         epochs=epochs, batch_size=batch_size, class_weight=class_weight,
-        callbacks=callbacks, verbose=2,  # one line per epoch: progress bars flood saved notebooks
+        callbacks=callbacks, verbose=verbose,
     )
     merged = {key: list(values) for key, values in (history or {}).items()}
     for key, values in result.history.items():
@@ -156,5 +163,6 @@ def fit_head_on_features(
 
 
 def predict_proba(model: keras.Model, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """P(positive class) for each image, as a flat float array."""
-    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=float).reshape(len(x), -1)[:, -1]
+    """P(positive class) for each input row (``x``: an array, or one array per model input), as a flat float array."""
+    p = np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=float)
+    return p.reshape(len(p), -1)[:, -1]  # a sigmoid unit, or a softmax whose last column is the positive class

@@ -8,9 +8,9 @@ reducing the influences of possible large magnitude differences", the two are
 concatenated, and two fully connected layers of 1024 units with dropout 0.6
 and a softmax output are trained on all training cells.
 
-:func:`combined_head` is that classifier on the two feature vectors, so that it
-trains on features computed once (:func:`member_features`);
-:func:`combined_classifier` puts it behind the two members' bases for images.
+:class:`MemberTrainer` trains the members and computes their features once;
+:func:`combined_head` is the classifier on the two feature vectors, trained on
+those features (:func:`train_combined`): the members stay frozen, as in the report.
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ from collections.abc import Sequence
 
 import keras
 import numpy as np
+
+from ..training import SplitArrays, Trained, compile_binary, fit, make_optimizer, predict_proba
+from .transfer import BatchNormRecalibration, transfer_classifier
 
 #: Member names, in the order of the combined model's inputs.
 MEMBERS = ("model_a", "model_b")
@@ -71,16 +74,110 @@ def pooled_extractor(member: keras.Model, name: str | None = None) -> keras.Mode
     return keras.Model(inputs, pooled, name=name or f"{member.name}_features")
 
 
-def member_features(members: Sequence[keras.Model], images: np.ndarray, batch_size: int = 32) -> list[np.ndarray]:
-    """Each member's pooled features of ``images``, one ``(n, d)`` array per member (frozen bases: computed once)."""
-    return [np.asarray(pooled_extractor(member).predict(images, batch_size=batch_size, verbose=0)) for member in members]
+def bagging_member(size: int, *, required: bool) -> keras.Model:
+    """Stage 1: an Inception-ResNet-V2 classifier whose whole network trains.
+
+    The report trains each member from its ImageNet weights on its set; the
+    head is the network's global average pool (the 1536-d penultimate layer
+    the combined model reuses) and one sigmoid unit, equivalent to the
+    report's two-way softmax. ``required`` follows the profile: without
+    weights, ``smoke`` and ``demo`` start from random ones (and say so).
+    """
+    model = transfer_classifier("inception_resnet_v2", size, dense=None, dropout=None, required=required)
+    model.get_layer("base").trainable = True
+    return model
 
 
-def combined_classifier(members: Sequence[keras.Model], head: keras.Model) -> keras.Model:
-    """Images -> the combined model's softmax, through each member's frozen base and ``head``."""
-    inputs = keras.Input(members[0].input_shape[1:], name="image")
-    extractors = [pooled_extractor(member, f"{name}_features") for member, name in zip(members, _member_names(len(members)))]
-    for extractor in extractors:
-        extractor.trainable = False
-    outputs = head([extractor(inputs) for extractor in extractors])
-    return keras.Model(inputs, outputs, name="combined")
+class MemberTrainer:
+    """Trains bagging members one after another, all from the same initial weights, with one traced network.
+
+    Report 2 starts models A and B from the same ImageNet weights and trains
+    each on its set (Sec. 2.4) with RMSprop at its default rate, at most
+    ``spec.epochs``, learning rate x 0.1 after ``spec.reduce_lr_patience``
+    epochs without a lower validation loss and early stopping after
+    ``spec.patience`` (best weights kept; Sec. 2.5). Tracing
+    Inception-ResNet-V2's training step costs over a minute on 2 cores, so
+    one network is built and compiled once, and before each member its
+    weights and its optimiser's state are set back to the start.
+
+    Parameters
+    ----------
+    model
+        An uncompiled transfer classifier (layers ``preprocess``, ``base``,
+        ``head``): :func:`bagging_member` for the report's members.
+    spec
+        The profile's :class:`~cytobook.profiles.BaggingSpec`.
+    seed
+        Seeds each member's shuffling and dropout.
+    """
+
+    def __init__(self, model: keras.Model, spec, *, seed: int):
+        self.spec, self.seed = spec, seed
+        self.model = compile_binary(model, "rmsprop", spec.learning_rate)
+        self.extractor = pooled_extractor(self.model)  # shares the model's layers, so it follows its weights
+        self.initial_weights = self.model.get_weights()
+        self.trained = 0
+
+    def train(self, name: str, data: SplitArrays, feature_images: dict[str, np.ndarray]) -> tuple[Trained, dict[str, np.ndarray]]:
+        """Train a member on ``data`` from the initial weights.
+
+        Parameters
+        ----------
+        name
+            The member's name (``model_a``...).
+        data
+            Its set as the training arrays; validation and test arrays.
+        feature_images
+            Images whose pooled features the combined model needs, by name
+            (e.g. all training cells, validation, test), computed before the
+            network is reset for the next member.
+
+        Returns
+        -------
+        tuple
+            The :class:`~cytobook.training.Trained` member (history, validation
+            and test probabilities, settings) and its features by the names of
+            ``feature_images``. The member's ``model`` is the trainer's network:
+            valid until the next call.
+        """
+        self.model.set_weights(self.initial_weights)
+        optimizer = self.model.optimizer
+        for variable in optimizer.variables:  # iterations and RMSprop's moving averages
+            variable.assign(np.zeros(variable.shape, dtype=variable.dtype))
+        optimizer.learning_rate = self.spec.learning_rate  # ReduceLROnPlateau lowered it
+        keras.utils.set_random_seed(self.seed + 1 + self.trained)
+        self.trained += 1
+        callbacks = []
+        if getattr(self.model, "imagenet_weights", None) is None:  # random start: see BatchNormRecalibration
+            sample = np.random.default_rng(self.seed).permutation(len(data.x_train))[:256]
+            callbacks.append(BatchNormRecalibration(data.x_train[sample]))
+        history = fit(self.model, data, epochs=self.spec.epochs, batch_size=self.spec.batch_size,
+                      patience=self.spec.patience, reduce_lr_patience=self.spec.reduce_lr_patience, callbacks=callbacks)
+        member = Trained(name, self.model, history, p_val=predict_proba(self.model, data.x_val),
+                         p_test=predict_proba(self.model, data.x_test),
+                         settings={"optimizer": "rmsprop", "learning_rate": self.spec.learning_rate,
+                                   "epochs_run": len(history["loss"]), "training_images": len(data.x_train)})
+        features = {key: np.asarray(self.extractor.predict(images, batch_size=self.spec.batch_size, verbose=0))
+                    for key, images in feature_images.items()}
+        return member, features
+
+
+def train_combined(features: SplitArrays, spec, *, class_weight: dict[int, float], seed: int,
+                   name: str = "combined", verbose: int = 2) -> Trained:
+    """Stage 2: the combined head trained on the members' cached features of all training cells.
+
+    ``features`` holds, in place of images, one array per member (from
+    :meth:`MemberTrainer.train`) for each of train, validation and test. The
+    schedule is the members' (:class:`MemberTrainer`); ``class_weight`` weights
+    the loss per class label (the report: ``{0: 1.0, 1: 2.5}``, ALL = 1);
+    ``verbose`` as in :func:`cytobook.training.fit`.
+    """
+    keras.utils.set_random_seed(seed)
+    head = combined_head([block.shape[1] for block in features.x_train])
+    head.compile(optimizer=make_optimizer("rmsprop", spec.learning_rate), loss="sparse_categorical_crossentropy",
+                 metrics=["accuracy"])
+    history = fit(head, features, epochs=spec.epochs, batch_size=spec.batch_size, patience=spec.patience,
+                  reduce_lr_patience=spec.reduce_lr_patience, class_weight=class_weight, verbose=verbose)
+    return Trained(name, head, history, p_val=predict_proba(head, features.x_val),
+                   p_test=predict_proba(head, features.x_test),
+                   settings={"class_weight": dict(class_weight), "epochs_run": len(history["loss"])})
