@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The Keras backend's extra: tensorflow (default), jax, tensorflow-cuda or jax-cuda (see README).
+BACKEND ?= tensorflow
 
 .PHONY: env book test run clean-notebooks
 
@@ -12,7 +14,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[$(BACKEND),test]"
 	touch $(STAMP)
 
 env: $(STAMP)
