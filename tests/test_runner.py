@@ -272,3 +272,76 @@ def test_failed_notebook_resumes_after_the_fix(suite, tmp_path):
     assert attempt["status"] == "failed" and "RuntimeError: broken on purpose" in attempt["error"]
     assert "raise RuntimeError" in (run_dir / attempt["set_aside"] / "notebooks" / "01_data_first.ipynb").read_text()
     assert "error" not in manifest["notebooks"][0]
+
+
+def test_needed_notebooks_follow_the_chapter_and_the_reports_it_reads():
+    from cytobook.suite import needed_notebooks
+
+    notebooks = discover()
+    names = lambda name: [nb.name for nb in needed_notebooks(name, notebooks)]  # noqa: E731
+    assert names("01_data_cnmc_tour") == [] and names("02_cnmc_data_preparation") == []
+    assert names("04_cnmc_vgg16") == ["02_cnmc_data_preparation", "03_cnmc_scratch_cnn"]
+    assert names("11_bagging_models") == ["10_bagging_data"]
+    # Notebook 12 also reads notebook 07's ensembles, and so everything 07 needs.
+    assert names("12_bagging_results") == [*(nb.name for nb in notebooks if nb.chapter == "cnmc" and nb.number <= 7),
+                                           "10_bagging_data", "11_bagging_models"]
+    with pytest.raises(ValueError, match="no notebook"):
+        needed_notebooks("99_nothing", notebooks)
+
+
+def _fake_run(root: Path, name: str, started: str, statuses: dict[str, str], profile="smoke", seed=0, data_dirs=None):
+    run = root / name
+    run.mkdir(parents=True)
+    manifest = {"run_id": name, "profile": profile, "seed": seed, "data_dirs": data_dirs or {}, "started": started,
+                "notebooks": [{"name": n, "status": s} for n, s in statuses.items()]}
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    return run
+
+
+def test_run_holding_takes_the_latest_complete_run_with_the_same_settings(tmp_path):
+    from cytobook.suite import run_holding
+
+    both = {"02_a": "ok", "03_b": "ok"}
+    older = _fake_run(tmp_path, "old", "2026-01-01T00:00:00+00:00", both)
+    _fake_run(tmp_path, "failed", "2026-01-03T00:00:00+00:00", {"02_a": "ok", "03_b": "failed"})
+    _fake_run(tmp_path, "demo", "2026-01-04T00:00:00+00:00", both, profile="demo")
+    _fake_run(tmp_path, "seed1", "2026-01-04T00:00:00+00:00", both, seed=1)
+    _fake_run(tmp_path, "real", "2026-01-05T00:00:00+00:00", both, data_dirs={"cnmc": "/data/cnmc"})
+    find = lambda **data: run_holding(["02_a", "03_b"], profile="smoke", seed=0, data_dirs=data, runs=tmp_path)  # noqa: E731
+    assert find(cnmc=None) == older
+    assert find(cnmc="/data/cnmc") == tmp_path / "real"
+    newer = _fake_run(tmp_path, "new", "2026-01-02T00:00:00+00:00", both)
+    assert find(cnmc=None) == newer
+    assert run_holding(["04_c"], profile="smoke", seed=0, data_dirs={}, runs=tmp_path) is None
+
+
+@pytest.mark.slow
+def test_a_notebook_run_by_hand_runs_what_it_needs_then_reads_the_latest_run(tmp_path):
+    suite = tmp_path / "notebooks"
+    suite.mkdir()
+    write_notebook(suite / "01_data_first.ipynb", WRITES_MARKER.format(name="01_data_first"))
+    write_notebook(suite / "02_data_second.ipynb", "x = 1")
+    runs = tmp_path / "runs"
+    lines: list[str] = []
+    first = runs / "by-hand-1"
+    first.mkdir(parents=True)
+    # No run holds 01_data_first: it is executed into the notebook's own new run.
+    assert runner.prepare_earlier("02_data_second", profile="smoke", seed=0, data_dir=None, run_dir=first,
+                                  notebooks_dir=suite, log=lines.append) == first
+    assert (first / "artifacts" / "01_data_first" / "seen.json").exists()
+    assert any("running them first" in line for line in lines)
+    # A second notebook run by hand reads that run, which is left as it was.
+    before = {p: p.read_bytes() for p in first.rglob("*") if p.is_file()}
+    second = runs / "by-hand-2"
+    second.mkdir()
+    assert runner.prepare_earlier("02_data_second", profile="smoke", seed=0, data_dir=None, run_dir=second,
+                                  notebooks_dir=suite, log=lines.append) == first
+    assert before == {p: p.read_bytes() for p in first.rglob("*") if p.is_file()}
+    assert list(second.iterdir()) == []
+    # Another seed finds nothing to read.
+    third = runs / "by-hand-3"
+    third.mkdir()
+    assert runner.prepare_earlier("02_data_second", profile="smoke", seed=5, data_dir=None, run_dir=third,
+                                  notebooks_dir=suite, log=lines.append) == third
+    assert runner.prepare_earlier("01_data_first", profile="smoke", seed=0, data_dir=None, run_dir=third,
+                                  notebooks_dir=suite, log=lines.append) is None

@@ -66,9 +66,12 @@ class NotebookRun:
     data_dir
         A real data set given by the user, or ``None`` for generated data.
     run_dir
-        The run directory, where earlier notebooks' artefacts are read too.
+        The run directory, where this notebook writes.
     seed
         The one seed every random choice derives from.
+    earlier_run
+        Where earlier notebooks' results are read: ``run_dir`` by default; for
+        a notebook run by hand, the run :func:`cytobook.runner.prepare_earlier` found.
     """
 
     notebook: str
@@ -76,6 +79,7 @@ class NotebookRun:
     data_dir: Path | None
     run_dir: Path
     seed: int
+    earlier_run: Path | None = None
     _written: set[Path] = field(default_factory=set, repr=False)
 
     @property
@@ -92,17 +96,21 @@ class NotebookRun:
         return path
 
     def earlier_artifact(self, notebook: str, *parts: str) -> Path:
-        """Path of an artefact that an earlier notebook of the same run wrote (a FileNotFoundError names it)."""
-        return self._earlier(notebook, self.run_dir.joinpath("artifacts", notebook, *parts))
+        """Path of an artefact that an earlier notebook wrote in :attr:`earlier_run` (a FileNotFoundError names it)."""
+        return self._earlier(notebook, self._earlier_root.joinpath("artifacts", notebook, *parts))
 
     def earlier_metrics(self, notebook: str) -> dict[str, Any]:
-        """The metrics an earlier notebook of the same run saved (a FileNotFoundError names it)."""
-        return json.loads(self._earlier(notebook, self.run_dir / "metrics" / f"{notebook}.json").read_text())
+        """The metrics an earlier notebook saved in :attr:`earlier_run` (a FileNotFoundError names it)."""
+        return json.loads(self._earlier(notebook, self._earlier_root / "metrics" / f"{notebook}.json").read_text())
+
+    @property
+    def _earlier_root(self) -> Path:
+        return self.earlier_run or self.run_dir
 
     def _earlier(self, notebook: str, path: Path) -> Path:
         if not path.exists():
             raise FileNotFoundError(f"{path} does not exist: run notebook {notebook} with "
-                                    f"run_dir={str(self.run_dir)!r} first (cytobook run does this in order)")
+                                    f"run_dir={str(self._earlier_root)!r} first (cytobook run does this in order)")
         return path
 
     def dataset(self, name: str) -> Path:
@@ -156,8 +164,12 @@ def start(
     data_dir
         A real copy of the data set, or ``None`` for generated data.
     run_dir
-        The run directory made by ``cytobook run``; ``None`` (a notebook opened
-        by hand) uses ``$CYTOBOOK_RUN_DIR`` or makes a new run directory.
+        The run directory made by ``cytobook run``, which must hold the
+        results of the notebooks this one needs. ``None`` (a notebook opened
+        by hand, or run by plain papermill) uses ``$CYTOBOOK_RUN_DIR`` (the
+        tests) or makes a new run directory for this notebook's results, and
+        reads the earlier notebooks' results from the latest run that holds
+        them, or runs them first (:func:`cytobook.runner.prepare_earlier`).
     seed
         Seeds Python, NumPy and the Keras backend.
     quiet
@@ -168,7 +180,8 @@ def start(
     resolved = get_profile(os.environ.get(PROFILE_ENV) or profile)
     if run_dir is None and os.environ.get(RUN_DIR_ENV):
         run_dir = os.environ[RUN_DIR_ENV]
-    if run_dir is None:
+    by_hand = run_dir is None
+    if by_hand:
         from .suite import new_run_dir
 
         run_dir = new_run_dir(resolved.name, suffix="interactive")
@@ -179,6 +192,11 @@ def start(
         run_dir=Path(run_dir).resolve(),
         seed=int(seed),
     )
+    if by_hand:
+        from .runner import prepare_earlier
+
+        run.earlier_run = prepare_earlier(notebook, profile=resolved.name, seed=run.seed, data_dir=run.data_dir,
+                                          run_dir=run.run_dir)
     metrics = run.run_dir / "metrics" / f"{notebook}.json"
     if metrics.exists():
         raise FileExistsError(f"{metrics} exists: {run.run_dir} already holds results of {notebook}; use a new run_dir")
@@ -189,6 +207,8 @@ def start(
         print(f"profile   {resolved.name}{note}: {resolved.purpose}")
         print(f"data      {run.data_label}")
         print(f"run_dir   {run.run_dir}")
+        if run.earlier_run not in (None, run.run_dir):
+            print(f"reads     the results of earlier notebooks from {run.earlier_run} (never written to)")
         print(f"seed      {run.seed}")
         print(f"keras     {keras.__version__}, backend {keras.backend.backend()}, {describe_device()}")
     return run

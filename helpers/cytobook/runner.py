@@ -36,7 +36,8 @@ from typing import Any
 
 from . import io
 from .book import format_duration
-from .suite import CHAPTERS, SuiteNotebook, new_run_dir, parse_notebook_name, project_root, resolve_run
+from .suite import (CHAPTERS, ProjectLayoutError, SuiteNotebook, needed_notebooks, new_run_dir, parse_notebook_name, project_root,
+                    resolve_run, run_holding)
 
 #: Packages whose versions go into the manifest.
 _RECORDED_PACKAGES = (
@@ -187,6 +188,7 @@ def run_suite(
     root: Path | None = None,
     log: Callable[[str], None] = print,
     progress_after_s: float = PROGRESS_AFTER_S,
+    run_dir: Path | None = None,
 ) -> Path:
     """Execute the suite's notebooks in order into a new run directory.
 
@@ -205,6 +207,10 @@ def run_suite(
         Receives progress lines: one per notebook started and finished, one
         per cell that ran ``progress_after_s`` or longer, and one when a cell
         is still running after :data:`STILL_RUNNING_AFTER_S` (then at every doubling).
+    run_dir
+        An empty run directory made by :func:`cytobook.suite.new_run_dir`
+        (a notebook run by hand fills its own, see :func:`prepare_earlier`);
+        by default a new one under ``root``.
 
     Returns
     -------
@@ -232,8 +238,11 @@ def run_suite(
     if not notebooks:
         raise ValueError("no notebooks to run")
 
-    run_dir = new_run_dir(profile, root=root)
-    (run_dir / "notebooks").mkdir()
+    if run_dir is None:
+        run_dir = new_run_dir(profile, root=root)
+    elif (run_dir / "manifest.json").exists():
+        raise FileExistsError(f"{run_dir} already holds a run; a run is never written over")
+    (run_dir / "notebooks").mkdir(parents=True, exist_ok=True)
     manifest = {
         "run_id": run_dir.name,
         "profile": profile,
@@ -249,6 +258,48 @@ def run_suite(
     io.write_json(run_dir / "manifest.json", manifest)
     log(f"run {run_dir.name}: {len(notebooks)} notebook(s), profile {profile}, backend {manifest['keras_backend']}, {manifest['device']}")
     return _execute(run_dir, manifest, list(zip(notebooks, manifest["notebooks"])), log, progress_after_s)
+
+
+def prepare_earlier(
+    notebook: str,
+    *,
+    profile: str,
+    seed: int,
+    data_dir: Path | None,
+    run_dir: Path,
+    notebooks_dir: Path | None = None,
+    log: Callable[[str], None] = print,
+) -> Path | None:
+    """Where a notebook run by hand (no ``run_dir``) reads the results of the notebooks it needs.
+
+    The most recent run with the same profile, seed and data that ran all of
+    them (:func:`cytobook.suite.run_holding`), which is only read; where there
+    is none, they are executed first, through this runner with its progress
+    lines, into the notebook's own new ``run_dir``.
+
+    Returns
+    -------
+    Path or None
+        The run holding them; ``None`` when the notebook needs none, or is
+        not a notebook of a Cytobook checkout (then only ``run_dir`` is read).
+    """
+    try:
+        notebooks = discover(notebooks_dir)
+        needed = needed_notebooks(notebook, notebooks)
+    except (ProjectLayoutError, ValueError):
+        return None
+    if not needed:
+        return None
+    names = [nb.name for nb in needed]
+    data_dirs = {nb.dataset: None if data_dir is None else str(data_dir) for nb in needed}
+    found = run_holding(names, profile=profile, seed=seed, data_dirs=data_dirs, runs=run_dir.parent)
+    if found is not None:
+        log(f"earlier   {', '.join(names)}: read from run {found}")
+        return found
+    log(f"earlier   no run of profile {profile}, seed {seed} holds {', '.join(names)}: running them first into {run_dir}")
+    run_suite(profile, data_dirs={name: path for name, path in data_dirs.items() if path}, only=names, seed=seed,
+              notebooks_dir=notebooks_dir, log=log, run_dir=run_dir)
+    return run_dir
 
 
 def resume_suite(

@@ -24,6 +24,10 @@ CHAPTERS: dict[str, str] = {
     "hep2": "hep2",
 }
 
+#: Notebooks that also read another chapter's results: that notebook's and those of every notebook before it
+#: in its chapter (notebook 12 sets report 2's models beside report 1's ensembles of notebook 07).
+READS_FROM: dict[str, tuple[str, ...]] = {"12_bagging_results": ("07_cnmc_ensembles",)}
+
 #: The repository root, when not found by walking up from the working directory.
 ROOT_ENV = "CYTOBOOK_ROOT"
 #: Where run directories go (default ``<project>/runs``).
@@ -148,3 +152,55 @@ def resolve_run(run: str | os.PathLike | None = None, root: Path | None = None) 
     if not (path / "manifest.json").is_file():
         raise ProjectLayoutError(f"{path} is not a run directory (no manifest.json); runs are made by `cytobook run`")
     return path.resolve()
+
+
+def needed_notebooks(name: str, notebooks: list[SuiteNotebook]) -> list[SuiteNotebook]:
+    """The notebooks whose results ``name`` reads, in suite order.
+
+    Those before it in its chapter, and for each notebook of :data:`READS_FROM`
+    (its own or one it needs) the named notebook with its own needs.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not among ``notebooks``.
+    """
+    by_name = {nb.name: nb for nb in notebooks}
+    if name not in by_name:
+        raise ValueError(f"no notebook {name!r} in the suite; notebooks: {', '.join(by_name)}")
+
+    def closure(target: SuiteNotebook) -> set[str]:
+        found = {nb.name for nb in notebooks if nb.chapter == target.chapter and nb.number < target.number}
+        for reader in found | {target.name}:
+            for other in READS_FROM.get(reader, ()):
+                found |= {other} | closure(by_name[other])
+        return found
+
+    wanted = closure(by_name[name])
+    return [nb for nb in notebooks if nb.name in wanted]
+
+
+def run_holding(names: list[str], *, profile: str, seed: int, data_dirs: dict[str, str | None],
+                runs: Path | None = None) -> Path | None:
+    """The most recently started run that ran every notebook of ``names`` successfully, with these settings.
+
+    ``data_dirs`` maps each data set the notebooks read to the real folder
+    they read it from, or ``None`` for generated data, as a run's manifest records it;
+    ``runs`` is the folder of runs (default :func:`runs_root`). Returns
+    ``None`` when no run qualifies.
+    """
+    runs = Path(runs) if runs is not None else runs_root()
+    candidates = []
+    for run_dir in (runs.iterdir() if runs.is_dir() else ()):
+        try:
+            manifest = json.loads((run_dir / "manifest.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if manifest.get("profile") != profile or manifest.get("seed") != seed:
+            continue
+        if any(manifest.get("data_dirs", {}).get(name) != path for name, path in data_dirs.items()):
+            continue
+        ok = {record.get("name") for record in manifest.get("notebooks", []) if record.get("status") == "ok"}
+        if set(names) <= ok:
+            candidates.append(run_dir)
+    return max(candidates, key=lambda d: (_started(d), d.name), default=None)

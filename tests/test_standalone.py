@@ -1,0 +1,73 @@
+"""Each chapter's last notebook, run on its own with plain papermill: it finds or runs what it needs.
+
+A user opening one notebook, or a batch script running one with
+``papermill``, gives no ``run_dir``: the notebook reads the earlier
+notebooks' results from the latest run that holds them, or runs them first
+into its own new run (:func:`cytobook.runner.prepare_earlier`). Here on a
+clean data cache and an empty runs folder, in the ``smoke`` profile.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_alone(notebook: str, tmp_path: Path, env: dict[str, str]) -> tuple[Path, dict]:
+    """Execute one notebook with plain papermill; return its run directory and its metrics."""
+    out = tmp_path / "executed" / f"{notebook}.ipynb"
+    out.parent.mkdir(exist_ok=True)
+    done = subprocess.run([sys.executable, "-m", "papermill", str(ROOT / "notebooks" / f"{notebook}.ipynb"), str(out),
+                           "-p", "profile", "smoke", "--cwd", str(ROOT / "notebooks")],
+                          env=env, capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stderr[-4000:]
+    (metrics,) = (tmp_path / "runs").glob(f"*/metrics/{notebook}.json")
+    return metrics.parent.parent, json.loads(metrics.read_text())
+
+
+def finite(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+@pytest.mark.slow
+def test_last_notebook_of_each_chapter_runs_alone(tmp_path):
+    env = {key: value for key, value in os.environ.items() if key not in ("CYTOBOOK_RUN_DIR", "CYTOBOOK_PROFILE")}
+    env.update(CYTOBOOK_RUNS=str(tmp_path / "runs"), CYTOBOOK_CACHE=str(tmp_path / "cache"))
+
+    _, tour = run_alone("01_data_cnmc_tour", tmp_path, env)
+    assert tour["images"] > tour["training_images"] > 0 and tour["subjects"] > 0
+
+    run, lymphocytosis = run_alone("33_lymphocytosis_results", tmp_path, env)
+    assert 0.0 <= lymphocytosis["balanced_accuracy"] <= 1.0
+    ran_first = json.loads((run / "manifest.json").read_text())["notebooks"]
+    assert [record["name"] for record in ran_first] == ["30_lymphocytosis_data", "31_lymphocytosis_experts",
+                                                         "32_lymphocytosis_backbones"]
+    assert all(record["status"] == "ok" for record in ran_first)
+
+    cnmc_run, results = run_alone("09_cnmc_results", tmp_path, env)
+    assert results["final_table"] and all(finite(row["weighted F1"]) for row in results["final_table"])
+    assert all(finite(row["weighted F1, subject-level split"]) for row in results["split_comparison"])
+
+    # Notebook 12 needs report 1's notebooks 02-07 and its own 10-11: no run holds all, so it runs them.
+    bagging_run, bagging = run_alone("12_bagging_results", tmp_path, env)
+    assert bagging_run != cnmc_run
+    assert set(bagging["test"]) == {"report", "image", "subject"}
+    assert all(0.0 <= scores["weighted_f1"] <= 1.0 for split in bagging["test"].values() for scores in split.values())
+
+    # Run alone again, it reads that run instead of running anything, and leaves it as it was.
+    before = {p: p.stat().st_mtime_ns for p in bagging_run.rglob("*") if p.is_file()}
+    executed = tmp_path / "executed" / "12_again.ipynb"
+    done = subprocess.run([sys.executable, "-m", "papermill", str(ROOT / "notebooks" / "12_bagging_results.ipynb"),
+                           str(executed), "-p", "profile", "smoke", "--cwd", str(ROOT / "notebooks")],
+                          env=env, capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert f"from {bagging_run}" in executed.read_text()
+    assert before == {p: p.stat().st_mtime_ns for p in bagging_run.rglob("*") if p.is_file()}
