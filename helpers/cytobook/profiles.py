@@ -137,8 +137,10 @@ class BaggingSpec:
         Side of the square input: 299 in the report (Inception-ResNet-V2's
         ImageNet size); smaller in ``smoke`` and ``demo``, never below the 75
         px the architecture accepts.
-    epochs
-        At most 50 epochs (the report).
+    epochs, combined_epochs
+        At most 50 epochs for each stage (the report): stage 1 (models A and
+        B) and stage 2 (the combined model, trained on cached features, so
+        cheap in every profile).
     patience, reduce_lr_patience
         Early stop after 12 epochs without a lower validation loss, learning
         rate x 0.1 after 6 (the report).
@@ -150,6 +152,7 @@ class BaggingSpec:
 
     image_size: int = 299
     epochs: int = 50
+    combined_epochs: int = 50
     patience: int | None = 12
     reduce_lr_patience: int | None = 6
     batch_size: int = 32
@@ -231,7 +234,7 @@ PROFILES: dict[str, Profile] = {
         patience=None,
         imagenet_required=False,
         stand_in_epochs=1,
-        bagging=BaggingSpec(image_size=75, epochs=1, batch_size=16),
+        bagging=BaggingSpec(image_size=75, epochs=1, combined_epochs=1, batch_size=16),
         dlmi=DlmiSpec(train_patients=(6, 4), test_patients=3, images_per_patient=(3, 6)),
         mil=MilSpec(image_size=32, epochs=1, bags_per_step=4, cv_folds=2, max_instances=8, encoder_width=8,
                     encoder_image_size=32, encoder_instances=8, encoder_epochs=1, vit=(32, 2, 2), lora_rank=2,

@@ -168,7 +168,8 @@ def train_combined(features: SplitArrays, spec, *, class_weight: dict[int, float
 
     ``features`` holds, in place of images, one array per member (from
     :meth:`MemberTrainer.train`) for each of train, validation and test. The
-    schedule is the members' (:class:`MemberTrainer`); ``class_weight`` weights
+    schedule is the members' (:class:`MemberTrainer`), for at most
+    ``spec.combined_epochs``; ``class_weight`` weights
     the loss per class label (the report: ``{0: 1.0, 1: 2.5}``, ALL = 1);
     ``verbose`` as in :func:`cytobook.training.fit`.
     """
@@ -176,7 +177,7 @@ def train_combined(features: SplitArrays, spec, *, class_weight: dict[int, float
     head = combined_head([block.shape[1] for block in features.x_train])
     head.compile(optimizer=make_optimizer("rmsprop", spec.learning_rate), loss="sparse_categorical_crossentropy",
                  metrics=["accuracy"])
-    history = fit(head, features, epochs=spec.epochs, batch_size=spec.batch_size, patience=spec.patience,
+    history = fit(head, features, epochs=spec.combined_epochs, batch_size=spec.batch_size, patience=spec.patience,
                   reduce_lr_patience=spec.reduce_lr_patience, class_weight=class_weight, verbose=verbose)
     return Trained(name, head, history, p_val=predict_proba(head, features.x_val),
                    p_test=predict_proba(head, features.x_test),
