@@ -64,7 +64,7 @@ def test_combined_model_trains_on_member_features_with_class_weights():
     features = [rng.normal(size=(n, 6)) + y[:, None] * 0.8, rng.normal(size=(n, 4)) + y[:, None] * 0.8]
     data = SplitArrays([f[:80] for f in features], y[:80], [f[80:100] for f in features], y[80:100],
                        [f[100:] for f in features], y[100:])
-    spec = BaggingSpec(epochs=5, patience=None, reduce_lr_patience=None, batch_size=16)
+    spec = BaggingSpec(combined_epochs=5, patience=None, reduce_lr_patience=None, batch_size=16)
     light = train_combined(data, spec, class_weight={0: 1.0, 1: 1.0}, seed=0)
     heavy = train_combined(data, spec, class_weight={0: 1.0, 1: 5.0}, seed=0)
     assert light.p_test.shape == (20,) and light.settings["class_weight"] == {0: 1.0, 1: 1.0}
