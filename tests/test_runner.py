@@ -345,3 +345,17 @@ def test_a_notebook_run_by_hand_runs_what_it_needs_then_reads_the_latest_run(tmp
                                   notebooks_dir=suite, log=lines.append) == third
     assert runner.prepare_earlier("01_data_first", profile="smoke", seed=0, data_dir=None, run_dir=third,
                                   notebooks_dir=suite, log=lines.append) is None
+
+
+@pytest.mark.slow
+def test_only_also_runs_the_notebooks_the_selected_ones_read(tmp_path):
+    suite = tmp_path / "notebooks"
+    suite.mkdir()
+    write_notebook(suite / "01_data_first.ipynb", WRITES_MARKER.format(name="01_data_first"))
+    write_notebook(suite / "02_data_second.ipynb",
+                   "from pathlib import Path\nassert (Path(run_dir) / 'artifacts' / '01_data_first' / 'seen.json').exists()")
+    lines: list[str] = []
+    run = run_suite("smoke", only=["02_*"], notebooks_dir=suite, root=tmp_path / "runs", log=lines.append)
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert [(nb["name"], nb["status"]) for nb in manifest["notebooks"]] == [("01_data_first", "ok"), ("02_data_second", "ok")]
+    assert lines[0].startswith("also running 01_data_first")

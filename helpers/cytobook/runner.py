@@ -200,7 +200,8 @@ def run_suite(
         ``{data set: path}`` of real data, given as ``data_dir`` to the
         notebooks whose chapter reads it; the others generate data.
     only
-        Chapters or name patterns to run (see :func:`select`).
+        Chapters or name patterns to run (see :func:`select`), with the
+        notebooks whose results they read (:func:`cytobook.suite.needed_notebooks`).
     notebooks_dir, root
         Where the notebooks are and where run directories go.
     log
@@ -234,9 +235,16 @@ def run_suite(
             raise ValueError(f"--data-dir {name}=...: unknown data set; expected one of {', '.join(sorted(set(CHAPTERS.values())))}")
         if not path.exists():
             raise FileNotFoundError(f"--data-dir {name}={path}: no such folder")
-    notebooks = select(discover(notebooks_dir), only)
+    suite = discover(notebooks_dir)
+    notebooks = select(suite, only)
     if not notebooks:
         raise ValueError("no notebooks to run")
+    # A run holds what its notebooks read: `--only bagging` also runs report 1's notebooks that notebook 12 reads.
+    chosen = {nb.name for nb in notebooks}
+    added = {needed.name for nb in notebooks for needed in needed_notebooks(nb.name, suite)} - chosen
+    if added:
+        notebooks = [nb for nb in suite if nb.name in chosen | added]
+        log(f"also running {', '.join(nb.name for nb in notebooks if nb.name in added)}: the selected notebooks read their results")
 
     if run_dir is None:
         run_dir = new_run_dir(profile, root=root)
