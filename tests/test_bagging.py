@@ -43,14 +43,16 @@ def test_member_trainer_starts_every_member_from_the_same_state():
     spec = BaggingSpec(image_size=32, epochs=3, patience=None, reduce_lr_patience=1, batch_size=8, learning_rate=0.01)
     trainer = MemberTrainer(model, spec, seed=0)
     start = [w.copy() for w in trainer.initial_weights]
-    first, first_features = trainer.train("model_a", data, {"test": data.x_test})
-    assert first_features["test"].shape == (8, 1280)
+    first, first_features = trainer.train("model_a", data, data.x_train[:5])
+    assert {key: f.shape for key, f in first_features.items()} == {"train": (5, 1280), "val": (8, 1280), "test": (8, 1280)}
     assert first.settings["epochs_run"] == 3 and first.p_test.shape == (8,)
     # Trained: the weights moved; the features are the member's own.
     assert any(not np.allclose(w, v) for w, v in zip(trainer.model.get_weights(), start))
-    np.testing.assert_allclose(first_features["test"], trainer.extractor.predict(data.x_test, verbose=0), atol=1e-5)
+    pooled, p = trainer.extractor.predict(data.x_test, verbose=0)
+    np.testing.assert_allclose(first_features["test"], pooled, atol=1e-5)
+    np.testing.assert_allclose(first.p_test, trainer.model.predict(data.x_test, verbose=0).ravel(), atol=1e-5)
     steps = int(trainer.model.optimizer.iterations)
-    second, _ = trainer.train("model_b", data, {})
+    second, _ = trainer.train("model_b", data, data.x_train[:0])
     # Reset before the second member: the same number of steps, and the rate back at the spec's.
     assert int(trainer.model.optimizer.iterations) == steps
     assert second.history["learning_rate"][0] == pytest.approx(0.01)

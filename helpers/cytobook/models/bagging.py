@@ -61,17 +61,20 @@ def _member_names(count: int) -> list[str]:
     return [MEMBERS[i] if i < len(MEMBERS) else f"member_{i}" for i in range(count)]
 
 
-def pooled_extractor(member: keras.Model, name: str | None = None) -> keras.Model:
-    """Images -> the member's global-average-pooled base output (its penultimate layer in the report).
+def features_and_probabilities(member: keras.Model, name: str | None = None) -> keras.Model:
+    """Images -> (the member's pooled base output, its probability of ALL), in one pass.
 
+    The pooled output is the global average of the base's last map, the
+    member's penultimate layer in the report, which the combined model reuses.
     ``member`` is a transfer classifier of :mod:`cytobook.models.transfer`
-    (layers ``preprocess``, ``base``, ``head``); ``name`` names the extractor
-    (default: the member's name followed by ``_features``).
+    (layers ``preprocess``, ``base``, ``head``); the model shares its layers,
+    so it follows the member's weights. ``name`` defaults to the member's
+    name followed by ``_features``.
     """
     inputs = keras.Input(member.input_shape[1:], name="image")
     features = member.get_layer("base")(member.get_layer("preprocess")(inputs))
     pooled = keras.layers.GlobalAveragePooling2D(name="pooled")(features)
-    return keras.Model(inputs, pooled, name=name or f"{member.name}_features")
+    return keras.Model(inputs, [pooled, member.get_layer("head")(features)], name=name or f"{member.name}_features")
 
 
 def bagging_member(size: int, *, required: bool) -> keras.Model:
@@ -114,11 +117,11 @@ class MemberTrainer:
     def __init__(self, model: keras.Model, spec, *, seed: int):
         self.spec, self.seed = spec, seed
         self.model = compile_binary(model, "rmsprop", spec.learning_rate)
-        self.extractor = pooled_extractor(self.model)  # shares the model's layers, so it follows its weights
+        self.extractor = features_and_probabilities(self.model)
         self.initial_weights = self.model.get_weights()
         self.trained = 0
 
-    def train(self, name: str, data: SplitArrays, feature_images: dict[str, np.ndarray]) -> tuple[Trained, dict[str, np.ndarray]]:
+    def train(self, name: str, data: SplitArrays, stage_two_images: np.ndarray) -> tuple[Trained, dict[str, np.ndarray]]:
         """Train a member on ``data`` from the initial weights.
 
         Parameters
@@ -127,17 +130,18 @@ class MemberTrainer:
             The member's name (``model_a``...).
         data
             Its set as the training arrays; validation and test arrays.
-        feature_images
-            Images whose pooled features the combined model needs, by name
-            (e.g. all training cells, validation, test), computed before the
-            network is reset for the next member.
+        stage_two_images
+            The training images of the combined model (all training cells,
+            each once), whose pooled features it learns from.
 
         Returns
         -------
         tuple
             The :class:`~cytobook.training.Trained` member (history, validation
-            and test probabilities, settings) and its features by the names of
-            ``feature_images``. The member's ``model`` is the trainer's network:
+            and test probabilities, settings) and its pooled features of
+            ``stage_two_images``, validation and test images, by ``"train"``,
+            ``"val"`` and ``"test"``, computed before the network is reset for
+            the next member. The member's ``model`` is the trainer's network:
             valid until the next call.
         """
         self.model.set_weights(self.initial_weights)
@@ -153,13 +157,19 @@ class MemberTrainer:
             callbacks.append(BatchNormRecalibration(data.x_train[sample]))
         history = fit(self.model, data, epochs=self.spec.epochs, batch_size=self.spec.batch_size,
                       patience=self.spec.patience, reduce_lr_patience=self.spec.reduce_lr_patience, callbacks=callbacks)
-        member = Trained(name, self.model, history, p_val=predict_proba(self.model, data.x_val),
-                         p_test=predict_proba(self.model, data.x_test),
+        # One pass per image set gives both the features and the member's probabilities.
+        outputs = {key: self._features_and_probabilities(images)
+                   for key, images in (("train", stage_two_images), ("val", data.x_val), ("test", data.x_test))}
+        member = Trained(name, self.model, history, p_val=outputs["val"][1], p_test=outputs["test"][1],
                          settings={"optimizer": "rmsprop", "learning_rate": self.spec.learning_rate,
                                    "epochs_run": len(history["loss"]), "training_images": len(data.x_train)})
-        features = {key: np.asarray(self.extractor.predict(images, batch_size=self.spec.batch_size, verbose=0))
-                    for key, images in feature_images.items()}
-        return member, features
+        return member, {key: features for key, (features, _) in outputs.items()}
+
+    def _features_and_probabilities(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if not len(images):
+            return np.zeros((0, self.extractor.output[0].shape[-1]), dtype="float32"), np.zeros(0)
+        pooled, p = self.extractor.predict(images, batch_size=self.spec.batch_size, verbose=0)
+        return np.asarray(pooled), np.asarray(p, dtype=float).ravel()
 
 
 def train_combined(features: SplitArrays, spec, *, class_weight: dict[int, float], seed: int,
