@@ -243,13 +243,14 @@ PROFILES: dict[str, Profile] = {
     "demo": Profile(
         name="demo",
         purpose="laptop demonstration: generated data, small images, real learning curves in minutes",
-        # 60 training subjects of 12-18 cells: with 30 of 30-45 (as many images), chance differences between
+        # 60 training subjects of 15-22 cells: with 30 of 30-45 (as many images), chance differences between
         # a handful of subjects per class let the subject-level split's models learn subjects, not cells.
-        # (15-22 cells learnt as well but put make book over its 30 minutes once the bagging chapter came.)
+        # With 12-18 cells the run took as long (its cost is per model and per epoch, not per cell) and three of
+        # the scratch CNN and VGG16 models predicted one class (run 20261203-194858-demo).
         cnmc=CnmcSpec(
             image_size=160,
             subjects_per_fold=(12, 8),
-            cells_per_subject=(12, 18),
+            cells_per_subject=(15, 22),
             prelim_subjects=(6, 4),
             final_subjects=(3, 3),
         ),
