@@ -267,10 +267,10 @@ PROFILES: dict[str, Profile] = {
         imagenet_required=False,
         # Trained end to end from random weights, each base reaches a test AUC of ~0.65-0.75 in 5-6 epochs.
         stand_in_epochs=5,
-        # Inception-ResNet-V2 at its smallest input costs ~30 ms a cell per epoch to train on 2 cores, and six members
-        # are trained: from random weights one epoch of the demo's sets reaches a validation AUC of ~0.60-0.75 (three
-        # reach ~0.70-0.79 but cost the book ~5 more minutes, over its 30-minute budget).
-        # Stage 2 learns from cached features, ~1 s an epoch on 2 cores; seven such trainings (notebooks 11 and 12).
+        # Inception-ResNet-V2 at its smallest input costs ~40 ms a cell per epoch to train inside the notebook on 2
+        # cores, and six members are trained: from random weights one epoch of the demo's sets reaches a validation
+        # AUC of ~0.53-0.75 (runs 20261203-161500-demo and -210300-demo); three reached ~0.70-0.79, at ~35 s more per
+        # member and epoch. Stage 2 learns from cached features at ~1 s an epoch; notebooks 11 and 12 train it 7 times.
         bagging=BaggingSpec(image_size=75, epochs=1, combined_epochs=20, batch_size=32),
         dlmi=DlmiSpec(train_patients=(84, 36), test_patients=24, images_per_patient=(8, 20)),
         # Each of the chapter's trainable models runs 5 folds: few short epochs, small bags and a narrow encoder.
