@@ -257,16 +257,16 @@ PROFILES: dict[str, Profile] = {
         image_size=64,
         # Without ImageNet weights a base is trained from random weights first (stand_in_epochs): an epoch of
         # VGG16 costs ~10 s at 32 px, ~22 at 48 and ~55 at 64. At 32 px it sees too little of a cell (test AUC
-        # ~0.57 on the demo's 60 subjects); ResNet50 and MobileNetV2 keep 64 px: from random weights at 32 px
-        # they learnt the cells less well (ResNet50 test AUC ~0.67 against ~0.73; MobileNetV2 0.53).
-        transfer_image_size={"vgg16": 48},
+        # ~0.57 on the demo's 60 subjects); ResNet50 at 32 px learnt the cells less well than at 64 (test AUC
+        # ~0.67 against ~0.73) and takes 48 px, for time; MobileNetV2 keeps 64 px (0.53 at 32).
+        transfer_image_size={"vgg16": 48, "resnet50": 48},
         epochs=20,  # the scratch CNN's validation loss plateaus ~10 epochs before it falls
         batch_size=16,
         fine_tune_epochs=1,  # fine-tuning whole bases costs ~20-35 s an epoch on 2 cores
         patience=12,  # longer than that plateau: with 8, a scratch variant stopped on it and predicted one class
         imagenet_required=False,
-        # Trained end to end from random weights, each base reaches a test AUC of ~0.65-0.75 in 5-6 epochs.
-        stand_in_epochs=5,
+        # Trained end to end from random weights, each base reaches a test AUC of ~0.65-0.75 in 4-6 epochs.
+        stand_in_epochs=4,
         # Inception-ResNet-V2 at its smallest input costs ~40 ms a cell per epoch to train inside the notebook on 2
         # cores, and six members are trained: from random weights one epoch of the demo's sets reaches a validation
         # AUC of ~0.53-0.75 (runs 20261203-161500-demo and -210300-demo); three reached ~0.70-0.79, at ~35 s more per
