@@ -258,7 +258,8 @@ PROFILES: dict[str, Profile] = {
         # Without ImageNet weights a base is trained from random weights first (stand_in_epochs): an epoch of
         # VGG16 costs ~10 s at 32 px, ~22 at 48 and ~55 at 64. At 32 px it sees too little of a cell (test AUC
         # ~0.57 on the demo's 60 subjects); ResNet50 at 32 px learnt the cells less well than at 64 (test AUC
-        # ~0.67 against ~0.73) and takes 48 px, for time; MobileNetV2 keeps 64 px (0.53 at 32).
+        # ~0.67 against ~0.73) and takes 48 px, for time (test AUCs 0.78-0.81 on generator v4, run
+        # 20261203-225748-demo); MobileNetV2 keeps 64 px (0.53 at 32).
         transfer_image_size={"vgg16": 48, "resnet50": 48},
         epochs=20,  # the scratch CNN's validation loss plateaus ~10 epochs before it falls
         batch_size=16,
