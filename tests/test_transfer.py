@@ -64,8 +64,9 @@ def separable_data(n: int = 32, size: int = 32) -> SplitArrays:
 
 def test_stand_in_base_learns_the_training_images_and_is_shared_by_recipes():
     data = separable_data()
-    profile = get_profile("smoke", epochs=1, stand_in_epochs=8)
+    profile = get_profile("smoke", epochs=1, stand_in_epochs=1, stand_in_epochs_by_arch={"mobilenet_v2": 8})
     stand_in = stand_in_base("mobilenet_v2", data, profile=profile, seed=0)
+    assert stand_in.stand_in_settings["epochs"] == 8  # the architecture's own number, not the profile's default
     assert stand_in.stand_in_settings["final_training_accuracy"] >= 0.9
     assert stand_in_base("mobilenet_v2", data, profile=profile, seed=0) is stand_in  # trained once per split
     # A truncated feature-extraction model starts from (and keeps) the stand-in's weights, layer by layer.

@@ -35,8 +35,8 @@ def input_size(arch: str, profile) -> int:
     prepares 300 px images, so ResNet50 gets them shrunk to 224 px and its
     truncated base ends on the report's 14x14x1024 map (*our reading* of the
     report, which states 300 px for the chapter and 14x14x1024 for ResNet50);
-    ``demo`` feeds VGG16 32 px images, so that a base trained from random
-    weights costs seconds, not a minute, an epoch on a CPU.
+    ``demo`` feeds VGG16 and ResNet50 48 px images, so that a base trained
+    from random weights costs seconds, not a minute, an epoch on a CPU.
     """
     limits = [profile.image_size, profile.transfer_image_size.get(arch, profile.image_size)]
     return min(REPORT_INPUT_SIZE.get(arch, profile.image_size), *limits)

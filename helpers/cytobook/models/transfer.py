@@ -21,7 +21,7 @@ unfrozen (*our choice*, as in the Keras transfer-learning guide).
 network, in the ``smoke`` and ``demo`` profiles) there are no pretrained
 features to extract or fine-tune. :func:`train_recipe` then first trains the
 whole base from random weights on the split's own training images
-(:func:`stand_in_base`, at the profile's ``stand_in_epochs`` and
+(:func:`stand_in_base`, at the profile's ``stand_in_epochs_for(arch)`` and
 :data:`STAND_IN_LEARNING_RATE`), and runs the recipe's stages unchanged from that
 stand-in for ImageNet: same architecture, same stages, same rates. The
 returned :class:`~cytobook.training.Trained` records which weights it started
@@ -230,7 +230,7 @@ def stand_in_base(arch: str, data: SplitArrays, *, profile, seed: int) -> keras.
     networks trained from scratch; with Keras's default, Glorot's, VGG16 does
     not start learning), is trained end to end under a global-average-pooling
     and sigmoid head, batch normalisation included, with Adam at
-    :data:`STAND_IN_LEARNING_RATE` for ``profile.stand_in_epochs`` epochs.
+    :data:`STAND_IN_LEARNING_RATE` for ``profile.stand_in_epochs_for(arch)`` epochs.
     There is no early stopping: the validation loss of a network whose
     batch-normalisation statistics still move says little; those statistics
     are then set from the training images (:func:`recalibrate_batch_norm`).
@@ -244,7 +244,8 @@ def stand_in_base(arch: str, data: SplitArrays, *, profile, seed: int) -> keras.
         The trained model (``preprocess``, ``base``, ``head``); its attribute
         ``stand_in_settings`` records epochs, optimiser, rate and final training accuracy.
     """
-    key = (arch, seed, _fingerprint(data), profile.stand_in_epochs, profile.batch_size)
+    epochs = profile.stand_in_epochs_for(arch)
+    key = (arch, seed, _fingerprint(data), epochs, profile.batch_size)
     if key not in _STAND_INS:
         keras.utils.set_random_seed(seed)
         model = transfer_classifier(arch, data.x_train.shape[1], dense=None, dropout=None, weights=None, required=False)
@@ -255,10 +256,10 @@ def stand_in_base(arch: str, data: SplitArrays, *, profile, seed: int) -> keras.
             layer.kernel.assign(keras.initializers.HeNormal(seed=seed + index)(layer.kernel.shape))
         rate = STAND_IN_LEARNING_RATE.get(arch, 1e-3)
         compile_binary(model, "adam", rate)
-        result = model.fit(data.x_train, data.y_train, epochs=profile.stand_in_epochs,
+        result = model.fit(data.x_train, data.y_train, epochs=epochs,
                            batch_size=profile.batch_size, verbose=0)
         recalibrate_batch_norm(model, data.x_train[np.random.default_rng(seed).permutation(len(data.x_train))])
-        model.stand_in_settings = {"epochs": profile.stand_in_epochs, "optimizer": "adam", "learning_rate": rate,
+        model.stand_in_settings = {"epochs": epochs, "optimizer": "adam", "learning_rate": rate,
                                    "final_training_accuracy": float(result.history["accuracy"][-1])}
         _STAND_INS[key] = model
     return _STAND_INS[key]
@@ -364,7 +365,7 @@ def train_recipe(recipe: Recipe, data: SplitArrays, *, profile, seed: int, size:
                 layer.set_weights(stand_in.get_layer("base").get_layer(layer.name).get_weights())
         settings["stand_in_base"] = stand_in.stand_in_settings
     key = (replace(recipe, name="", fine_tune=None), seed, _fingerprint(data), settings["imagenet_weights"],
-           profile.epochs, profile.batch_size, profile.patience, profile.stand_in_epochs)
+           profile.epochs, profile.batch_size, profile.patience, profile.stand_in_epochs_for(recipe.arch))
     if key not in _EXTRACTED:
         history = fit_head_on_features(model, data, epochs=profile.epochs, batch_size=profile.batch_size,
                                        optimizer=recipe.extract.optimizer, learning_rate=recipe.extract.learning_rate,
