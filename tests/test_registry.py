@@ -26,9 +26,9 @@ ENTRIES = sorted(REGISTRY.values(), key=lambda entry: entry.name)
 #: drawing primitives moved to :mod:`cytobook.datasets.drawing`, with these
 #: library versions (NumPy, OpenCV and Pillow round and encode differently
 #: across versions, so other versions skip the comparison rather than fail);
-#: C-NMC's since its generator version 3 (stratified stain), DLMI's since its version 2.
+#: C-NMC's since its generator version 4 (stronger class signal), DLMI's since its version 2.
 SMOKE_HASHES = {
-    "cnmc": "425995dfe681dbd55e2cb88ea92eb818effa2d7f46bd8e459860829b15be03fa",
+    "cnmc": "4993174ebc15111a25101b8fe9c7db19f25ea32637f37374d40bafdd72c07489",
     "dlmi": "6ec4f2c67413a78fc7476e1d2a81bc12a2338cada1a92e89b8b96ffc7a4a3771",
 }
 HASHED_WITH = {"numpy": "2.4.6", "cv2": "5.1.0", "PIL": "13.0.0"}
