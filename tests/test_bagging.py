@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from cytobook.models.bagging import MemberTrainer, combined_head, train_combined
+from cytobook.models.bagging import MemberTrainer, class_weight_trade_off, combined_head, train_combined
 from cytobook.profiles import BaggingSpec
 from cytobook.models.transfer import transfer_classifier
 from cytobook.training import SplitArrays, fit
@@ -88,3 +88,19 @@ def test_fit_decays_the_learning_rate_on_a_plateau():
     assert rates[0] == pytest.approx(0.1, rel=1e-6) and min(rates) < 0.1
     np.testing.assert_allclose(np.log10(rates), np.round(np.log10(rates)), atol=1e-5)  # steps of x0.1
     assert list(rates) == sorted(rates, reverse=True)
+
+
+def test_class_weight_trade_off_averages_seeds_per_weight():
+    rng = np.random.default_rng(2)
+    n = 120
+    y = (np.arange(n) % 3 == 0).astype("float32")
+    features = [rng.normal(size=(n, 6)) + y[:, None] * 0.6, rng.normal(size=(n, 4)) + y[:, None] * 0.6]
+    data = SplitArrays([f[:80] for f in features], y[:80], [f[80:100] for f in features], y[80:100],
+                       [f[100:] for f in features], y[100:])
+    spec = BaggingSpec(combined_epochs=4, patience=None, reduce_lr_patience=None, batch_size=16)
+    table = class_weight_trade_off(data, spec, [1.0, 8.0], seeds=[0, 1])
+    assert list(table.index) == [1.0, 8.0]
+    assert "recall ALL sd" in table.columns and table["epochs mean"].eq(4).all()
+    # A much heavier ALL weight buys ALL recall with HEM recall.
+    assert table.loc[8.0, "recall ALL mean"] > table.loc[1.0, "recall ALL mean"]
+    assert table.loc[8.0, "recall HEM mean"] < table.loc[1.0, "recall HEM mean"]

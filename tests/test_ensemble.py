@@ -485,3 +485,7 @@ def test_max_probability_takes_the_most_confident_member():
     assert en.max_probability_ensemble([[0.02], [0.6], [0.6]])[0] < 0.5 < en.average_ensemble([[0.02], [0.9], [0.9]])[0]
     with pytest.raises(ValueError, match="different numbers"):
         en.max_probability_ensemble([a, b[:2]])
+
+
+def test_confidence_is_the_largest_class_probability():
+    np.testing.assert_allclose(en.confidence([0.1, 0.5, 0.8]), [0.9, 0.5, 0.8])

@@ -93,14 +93,19 @@ def weighted_ensemble(probabilities: Sequence[np.ndarray], weights: Sequence[flo
     return (w / w.sum()) @ stacked
 
 
+def confidence(probabilities: np.ndarray) -> np.ndarray:
+    """A binary model's confidence in each prediction: its largest class probability, ``max(p, 1 - p)``."""
+    probabilities = np.asarray(probabilities, dtype=float)
+    return np.maximum(probabilities, 1.0 - probabilities)
+
+
 def most_confident_member(probabilities: Sequence[np.ndarray]) -> np.ndarray:
     """Per sample, the index of the member whose prediction is most confident, shape ``(n,)``.
 
-    A member's confidence is its largest class probability, ``max(p, 1 - p)``;
+    A member's confidence is its largest class probability (:func:`confidence`);
     ties go to the first member.
     """
-    stacked = stack_probabilities(probabilities)
-    return np.maximum(stacked, 1.0 - stacked).argmax(axis=0)
+    return confidence(stack_probabilities(probabilities)).argmax(axis=0)
 
 
 def max_probability_ensemble(probabilities: Sequence[np.ndarray]) -> np.ndarray:
