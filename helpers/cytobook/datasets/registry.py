@@ -17,7 +17,7 @@ from typing import Any
 
 from ..io import cache_dir, cached_generation, spec_record
 from ..profiles import Profile
-from . import cnmc, cnmc_synthetic, dlmi, dlmi_synthetic
+from . import cnmc, cnmc_synthetic, dlmi, dlmi_synthetic, wbc, wbc_synthetic
 from .check import CheckReport
 
 
@@ -104,6 +104,25 @@ REGISTRY: dict[str, DatasetEntry] = {
             generator=dlmi_synthetic.generate_dlmi,
             profile_spec="dlmi",
             generator_version=dlmi_synthetic.GENERATOR_VERSION,
+        ),
+        # Report 3's white cells: the course copy it used, and three real layouts its notebooks also read.
+        *(
+            DatasetEntry(
+                name=name,
+                title=wbc.DATASET_NAMES[name],
+                root_name=wbc_synthetic.ROOT_NAMES[name],
+                loader=loader,
+                check=check,
+                generator=generator,
+                profile_spec="wbc",
+                generator_version=wbc_synthetic.GENERATOR_VERSION,
+            )
+            for name, loader, check, generator in (
+                ("wbc", wbc.load_wbc_course, wbc.check_wbc_course, wbc_synthetic.generate_wbc_course),
+                ("raabin", wbc.load_raabin, wbc.check_raabin, wbc_synthetic.generate_raabin),
+                ("pbc", wbc.load_pbc, wbc.check_pbc, wbc_synthetic.generate_pbc),
+                ("zheng", wbc.load_zheng, wbc.check_zheng, wbc_synthetic.generate_zheng),
+            )
         ),
     )
 }
