@@ -57,8 +57,17 @@ IMPORT_AND_TRAIN = textwrap.dedent(
     x = rng.integers(0, 255, (16, 32, 32, 3)).astype("uint8")
     y = (np.arange(16) % 2).astype("float32")
     history = model.fit(x, y, epochs=2, batch_size=8, verbose=0)
+
+    # Report 3's UNet: its custom joint loss and loss trackers on JAX.
+    from cytobook.models.unet import mask_targets, multitask_unet
+    unet = multitask_unet(32, 2, width=4, depth=2, embedding=8)
+    unet.compile(optimizer=keras.optimizers.Adam(1e-3, clipnorm=1.0))
+    targets = {"classes": y.astype(int), "masks": mask_targets(x[..., 0] > 127, y.astype(int), 2),
+               "has_label": np.ones(16), "has_mask": (np.arange(16) < 4).astype(float)}
+    unet_history = unet.fit(x, targets, epochs=2, batch_size=8, verbose=0).history
     print(json.dumps({"backend": keras.backend.backend(), "modules": len(modules), "loss": history.history["loss"],
-                      "p": predict_proba(model, x).tolist(), "tensorflow_loaded": "tensorflow" in sys.modules}))
+                      "p": predict_proba(model, x).tolist(), "tensorflow_loaded": "tensorflow" in sys.modules,
+                      "unet_loss": unet_history["loss"], "unet_dice": unet_history["dice"]}))
     """
 )
 
@@ -99,6 +108,7 @@ def test_package_models_and_a_notebook_run_without_tensorflow(without_tensorflow
     assert result["modules"] >= 25
     assert all(loss == loss and loss < 10 for loss in result["loss"])  # finite, not diverged
     assert all(0.0 <= p <= 1.0 for p in result["p"])
+    assert all(0 < loss < 10 for loss in result["unet_loss"]) and all(0 < d <= 1 for d in result["unet_dice"])
 
     # One notebook, executed by plain papermill in a kernel that cannot import TensorFlow either.
     out = tmp_path / "01_data_cnmc_tour.ipynb"

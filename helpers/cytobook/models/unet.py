@@ -1,0 +1,186 @@
+"""Report 3's network: a UNet whose decoder reconstructs the image, with a classification and a mask branch.
+
+Le Tan Dang Khoa's CS5242 report (2.1, Fig. 4) builds one auto-encoder for
+three kinds of ground truth: the image itself (every data set), a class label
+(CAMELYON16 and the white cells) and, for about one image in ten, a mask.
+
+* **Encoder and decoder**: 2×2 max pooling down and upsampling layers (not
+  transposed convolutions, "to reduce the effect of overfitting") up, each
+  decoder level concatenating the encoder's map of the same resolution (the
+  skip connections), ending in the **reconstruction**.
+* **Classification branch**: from the bottleneck, one more downsampling
+  (24×24 to 12×12 for a 384 input), global average pooling to a
+  **512-d embedding**, and a dense softmax classifier.
+* **Mask branch**: C sigmoid maps of the input's size, one per class.
+
+The loss (2.2, Eq. 2) is MSE reconstruction + ``lambda_ce`` × cross-entropy +
+``lambda_dice`` × the generalised Dice loss of Sudre et al. (weights
+``1 / (sum of the class's mask)^2``), with ``lambda_ce = 2`` and
+``lambda_dice = 1`` (3.1). :class:`MultitaskUNet` computes it in one training
+step for every data set: the targets carry ``has_label`` and ``has_mask``
+flags, and the cross-entropy is averaged over the labelled samples of a batch,
+the Dice term over those with a mask (pRCC, unlabelled, has neither).
+
+*Our choices* where the report is silent: two 3×3 convolutions with batch
+normalisation and ReLU per level (the original UNet's block, with the batch
+normalisation that lets it train from scratch in few epochs); the number of
+channels doubling from ``width`` (64, as in UNet) per level; a sigmoid
+reconstruction of the image scaled to [0, 1].
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+__all__ = ["MultitaskUNet", "generalised_dice_loss", "mask_targets", "multitask_unet"]
+
+#: Output names, in the model's output order.
+OUTPUTS = ("reconstruction", "classes", "masks")
+
+
+def _conv_block(x, channels: int, name: str):
+    for index in (1, 2):
+        x = keras.layers.Conv2D(channels, 3, padding="same", use_bias=False, name=f"{name}_conv{index}")(x)
+        x = keras.layers.BatchNormalization(name=f"{name}_norm{index}")(x)
+        x = keras.layers.ReLU(name=f"{name}_relu{index}")(x)
+    return x
+
+
+def multitask_unet(size: int, n_classes: int, *, width: int = 64, depth: int = 4, embedding: int = 512,
+                   lambda_ce: float = 2.0, lambda_dice: float = 1.0) -> MultitaskUNet:
+    """The report's UNet variant for ``size`` × ``size`` RGB images (``uint8`` range) and ``n_classes``.
+
+    Parameters
+    ----------
+    size
+        Input side; a multiple of ``2 ** (depth + 1)`` (384 in the report:
+        a 24×24 bottleneck and the 12×12 map of the classification branch).
+    n_classes
+        Classes of the classifier and maps of the mask branch.
+    width, depth
+        Channels of the first level (doubling per level) and number of 2×2
+        poolings before the bottleneck.
+    embedding
+        Channels of the classification branch, i.e. the embedding's length (512).
+    lambda_ce, lambda_dice
+        Weights of the cross-entropy and generalised Dice terms (2 and 1;
+        ``lambda_dice = 0`` trains without masks).
+
+    Returns
+    -------
+    MultitaskUNet
+        Outputs ``reconstruction`` ``(n, size, size, 3)`` in [0, 1],
+        ``classes`` ``(n, n_classes)`` softmax and ``masks``
+        ``(n, size, size, n_classes)`` sigmoid; the layer ``embedding`` gives
+        the 512-d vectors (:meth:`MultitaskUNet.embedder`).
+    """
+    step = 2 ** (depth + 1)
+    if size % step:
+        raise ValueError(f"the input side must be a multiple of {step} (2 ** (depth + 1)) for depth {depth}, got {size}")
+    if n_classes < 2:
+        raise ValueError(f"need at least two classes, got {n_classes}")
+    inputs = keras.Input((size, size, 3), name="image")
+    x = keras.layers.Rescaling(1 / 255, name="scale")(inputs)
+    skips = []
+    for level in range(depth):
+        x = _conv_block(x, width * 2**level, f"down{level}")
+        skips.append(x)
+        x = keras.layers.MaxPooling2D(2, name=f"pool{level}")(x)
+    bottleneck = _conv_block(x, width * 2**depth, "bottleneck")
+
+    branch = keras.layers.MaxPooling2D(2, name="class_pool")(bottleneck)
+    branch = _conv_block(branch, embedding, "class_block")
+    embedded = keras.layers.GlobalAveragePooling2D(name="embedding")(branch)
+    classes = keras.layers.Dense(n_classes, activation="softmax", name="classes", dtype="float32")(embedded)
+
+    x = bottleneck
+    for level in reversed(range(depth)):
+        x = keras.layers.UpSampling2D(2, name=f"up{level}")(x)
+        x = keras.layers.Concatenate(name=f"skip{level}")([x, skips[level]])
+        x = _conv_block(x, width * 2**level, f"decode{level}")
+    reconstruction = keras.layers.Conv2D(3, 1, activation="sigmoid", name="reconstruction", dtype="float32")(x)
+    masks = keras.layers.Conv2D(n_classes, 1, activation="sigmoid", name="masks", dtype="float32")(x)
+    return MultitaskUNet(inputs, [reconstruction, classes, masks], lambda_ce=lambda_ce, lambda_dice=lambda_dice,
+                         name="multitask_unet")
+
+
+def generalised_dice_loss(y_true, y_pred, epsilon: float = 1e-6):
+    """Sudre et al.'s generalised Dice loss of each sample, shape ``(n,)``.
+
+    ``1 - 2 sum_l w_l sum_i p_li r_li / sum_l w_l sum_i (p_li + r_li)`` over the
+    maps ``(n, H, W, C)``, with ``w_l = 1 / (sum_i r_li)^2``. A class absent
+    from a sample's mask (an infinite weight) takes the largest weight of the
+    classes present, as MONAI does, so predicting it is still penalised; an
+    all-empty mask gives 0.
+    """
+    y_true = ops.cast(y_true, "float32")
+    y_pred = ops.cast(y_pred, "float32")
+    volume = ops.sum(y_true, axis=(1, 2))  # (n, C)
+    present = volume > 0
+    weights = ops.where(present, 1.0 / ops.maximum(volume, 1.0) ** 2, 0.0)
+    weights = ops.where(present, weights, ops.max(weights, axis=-1, keepdims=True))
+    overlap = ops.sum(weights * ops.sum(y_true * y_pred, axis=(1, 2)), axis=-1)
+    total = ops.sum(weights * ops.sum(y_true + y_pred, axis=(1, 2)), axis=-1)
+    return 1.0 - (2.0 * overlap + epsilon) / (total + epsilon)
+
+
+def mask_targets(masks: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """The mask branch's targets: each sample's binary mask in its class's map, zeros in the others.
+
+    ``masks`` is ``(n, H, W)`` (bool or 0/1), ``labels`` ``(n,)``; returns
+    ``float32`` ``(n, H, W, n_classes)``. A sample without a mask gets zeros
+    and must be flagged ``has_mask = 0`` (:class:`MultitaskUNet`).
+    """
+    masks = np.asarray(masks, dtype="float32")
+    labels = np.asarray(labels, dtype=int)
+    targets = np.zeros(masks.shape + (n_classes,), dtype="float32")
+    targets[np.arange(len(masks)), ..., labels] = masks
+    return targets
+
+
+class MultitaskUNet(keras.Model):
+    """The report's UNet with its joint loss, for any data set (see the module's description).
+
+    Train it with ``fit(images, targets)``, ``targets`` a dict of
+    ``reconstruction`` (ignored: the input is the target), ``classes``
+    (integer labels, any value where unlabelled), ``masks``
+    (:func:`mask_targets`), ``has_label`` and ``has_mask`` (0/1 per sample).
+    The logged losses are ``loss`` (the total), ``reconstruction``,
+    ``cross_entropy`` and ``dice`` (each term before its weight).
+    """
+
+    def __init__(self, *args, lambda_ce: float = 2.0, lambda_dice: float = 1.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lambda_ce, self.lambda_dice = float(lambda_ce), float(lambda_dice)
+        self.trackers = {name: keras.metrics.Mean(name=name)
+                         for name in ("loss", "reconstruction", "cross_entropy", "dice")}
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        reconstruction, classes, masks = y_pred
+        image = ops.cast(x, "float32") / 255.0
+        mse = ops.mean(ops.square(reconstruction - image))
+        has_label = ops.cast(y["has_label"], "float32")
+        has_mask = ops.cast(y["has_mask"], "float32")
+        labels = ops.cast(ops.where(has_label > 0, y["classes"], 0), "int32")
+        cross_entropy = keras.losses.sparse_categorical_crossentropy(labels, classes)
+        cross_entropy = ops.sum(cross_entropy * has_label) / ops.maximum(ops.sum(has_label), 1.0)
+        dice = generalised_dice_loss(y["masks"], masks)
+        dice = ops.sum(dice * has_mask) / ops.maximum(ops.sum(has_mask), 1.0)
+        total = mse + self.lambda_ce * cross_entropy + self.lambda_dice * dice
+        for name, value in (("loss", total), ("reconstruction", mse), ("cross_entropy", cross_entropy),
+                            ("dice", dice)):
+            self.trackers[name].update_state(value)
+        return total
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def embedder(self) -> keras.Model:
+        """Images -> the 512-d embeddings of the classification branch (shares this model's weights)."""
+        return keras.Model(self.inputs, self.get_layer("embedding").output, name="embedder")

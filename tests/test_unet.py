@@ -1,0 +1,89 @@
+"""Report 3's multitask UNet: shapes, the generalised Dice loss, and one loss for labelled, masked and bare data."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from cytobook.models.unet import generalised_dice_loss, mask_targets, multitask_unet
+
+
+def small_unet(**kwargs):
+    keras.utils.set_random_seed(0)
+    return multitask_unet(32, 3, width=4, depth=2, embedding=8, **kwargs)
+
+
+def test_outputs_and_the_report_geometry():
+    model = small_unet()
+    reconstruction, classes, masks = model.outputs
+    assert tuple(reconstruction.shape) == (None, 32, 32, 3) and tuple(classes.shape) == (None, 3)
+    assert tuple(masks.shape) == (None, 32, 32, 3)
+    assert tuple(model.embedder().output.shape) == (None, 8)
+    # At the report's 384 px, four poolings give a 24x24 bottleneck and the branch's extra one 12x12.
+    report = multitask_unet(384, 5, width=2, embedding=512)
+    assert tuple(report.get_layer("class_pool").output.shape) == (None, 12, 12, 32)
+    assert tuple(report.embedder().output.shape) == (None, 512)
+    assert not any(isinstance(layer, keras.layers.Conv2DTranspose) for layer in report.layers)  # upsampling only
+    with pytest.raises(ValueError, match="multiple of 32"):
+        multitask_unet(100, 5)
+
+
+def test_generalised_dice_loss():
+    truth = np.zeros((2, 8, 8, 2), "float32")
+    truth[0, 2:6, 2:6, 0] = 1  # a class-0 mask; class 1 absent
+    truth[1, :4, :, 1] = 1
+    assert np.allclose(keras.ops.convert_to_numpy(generalised_dice_loss(truth, truth)), 0.0, atol=1e-5)
+    assert np.allclose(keras.ops.convert_to_numpy(generalised_dice_loss(truth, 1 - truth)), 1.0, atol=1e-5)
+    # Predicting the absent class as well costs something: its weight is the largest present one's.
+    spill = truth.copy()
+    spill[0, 2:6, 2:6, 1] = 1
+    assert keras.ops.convert_to_numpy(generalised_dice_loss(truth, spill))[0] > 0.2
+    empty = np.zeros((1, 8, 8, 2), "float32")
+    assert keras.ops.convert_to_numpy(generalised_dice_loss(empty, empty))[0] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_mask_targets_put_each_mask_in_its_class_map():
+    masks = np.zeros((2, 4, 4), bool)
+    masks[0, :2] = masks[1, 2:] = True
+    targets = mask_targets(masks, np.array([2, 0]), 3)
+    assert targets.shape == (2, 4, 4, 3) and targets.dtype == np.float32
+    assert targets[0, ..., 2].sum() == 8 and targets[0, ..., :2].sum() == 0 and targets[1, ..., 0].sum() == 8
+
+
+def batch(n=8, labelled=True, masked=2):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 255, (n, 32, 32, 3)).astype("uint8")
+    y = np.arange(n) % 3
+    masks = np.zeros((n, 32, 32), bool)
+    masks[:, 8:24, 8:24] = True
+    return x, {"classes": y, "masks": mask_targets(masks, y, 3), "has_label": np.full(n, float(labelled)),
+               "has_mask": (np.arange(n) < masked).astype("float32")}
+
+
+def test_each_term_counts_only_the_samples_that_have_its_target():
+    model = small_unet()
+    x, y = batch()
+    outputs = model(x, training=False)
+    full = float(model.compute_loss(x, y, outputs))
+    bare = float(model.compute_loss(x, {**y, "has_label": np.zeros(8), "has_mask": np.zeros(8)}, outputs))
+    mse = float(keras.ops.mean((outputs[0] - x / 255.0) ** 2))
+    assert bare == pytest.approx(mse, rel=1e-5)  # pRCC: reconstruction only
+    # The cross-entropy is a mean over labelled samples: labelling half of them changes it only by their mix.
+    ce = float(keras.ops.mean(keras.losses.sparse_categorical_crossentropy(y["classes"], outputs[1])))
+    dice = float(keras.ops.mean(generalised_dice_loss(y["masks"][:2], outputs[2][:2])))
+    assert full == pytest.approx(mse + 2.0 * ce + 1.0 * dice, rel=1e-4)
+    no_dice = small_unet(lambda_dice=0.0)
+    assert float(no_dice.compute_loss(x, y, no_dice(x, training=False))) == pytest.approx(mse + 2.0 * ce, rel=1e-4)
+
+
+def test_one_training_loop_learns_from_every_kind_of_data():
+    model = small_unet()
+    model.compile(optimizer=keras.optimizers.Adam(3e-3, clipnorm=1.0))
+    x, y = batch(n=24, masked=6)
+    history = model.fit(x, y, epochs=4, batch_size=8, verbose=0).history
+    assert set(history) >= {"loss", "reconstruction", "cross_entropy", "dice"}
+    assert history["loss"][-1] < history["loss"][0]
+    x_bare, y_bare = batch(n=8, labelled=False, masked=0)
+    bare = model.fit(x_bare, y_bare, epochs=1, batch_size=8, verbose=0).history
+    assert bare["cross_entropy"] == [0.0] and bare["dice"] == [0.0]
