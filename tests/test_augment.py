@@ -142,3 +142,20 @@ def test_bagging_sets_follow_the_reports_figure_2():
     assert composition.loc[("A", "All-A")].to_dict() == {"as it is": 10, "augmented": 0}
     assert composition.loc[("A", "All-B")].to_dict() == {"as it is": 0, "augmented": 11}
     assert composition.loc[("B", "HEM")].to_dict() == {"as it is": 10, "augmented": 11}
+
+
+def test_crop_and_flip_moves_image_and_mask_together():
+    from cytobook.augment import crop_and_flip
+
+    image = np.arange(10 * 12 * 3, dtype=np.uint8).reshape(10, 12, 3)
+    mask = image[..., 0] % 7 == 0
+    centre, centre_mask = crop_and_flip(image, mask, 6)
+    np.testing.assert_array_equal(centre, image[2:8, 3:9])
+    np.testing.assert_array_equal(centre_mask, mask[2:8, 3:9])
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        cropped, cropped_mask = crop_and_flip(image, mask, 6, rng)
+        assert cropped.shape == (6, 6, 3)
+        np.testing.assert_array_equal(cropped_mask, cropped[..., 0] % 7 == 0)  # the mask still fits its pixels
+    small, small_mask = crop_and_flip(image[:4, :5], None, 8)
+    assert small.shape == (8, 8, 3) and small_mask is None

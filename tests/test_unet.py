@@ -87,3 +87,34 @@ def test_one_training_loop_learns_from_every_kind_of_data():
     x_bare, y_bare = batch(n=8, labelled=False, masked=0)
     bare = model.fit(x_bare, y_bare, epochs=1, batch_size=8, verbose=0).history
     assert bare["cross_entropy"] == [0.0] and bare["dice"] == [0.0]
+
+
+def test_batches_of_a_generated_course_copy(tmp_path):
+    from cytobook.datasets.wbc import load_wbc_course
+    from cytobook.datasets.wbc_synthetic import generate_wbc_course
+    from cytobook.models.unet import MultitaskBatches
+    from cytobook.profiles import WbcSpec
+
+    spec = WbcSpec(image_size=40, train_per_class=10, val_per_class=1, cam16_size=32, cam16_images=(4, 2, 2),
+                   prcc_size=48, prcc_tiles=2)
+    table = load_wbc_course(generate_wbc_course(tmp_path, spec, seed=0))
+    cells = table[(table["source"] == "wbc") & (table["fraction"] == 100) & (table["split"] == "train")]
+    batches = MultitaskBatches(cells, 32, 5, 16, augment=True, seed=1)
+    assert len(batches) == 4
+    x, y = batches[0]
+    assert x.shape == (16, 32, 32, 3) and x.dtype == np.uint8 and y["masks"].shape == (16, 32, 32, 5)
+    assert y["has_label"].all() and y["has_mask"].sum() == y["masks"].any(axis=(1, 2, 3)).sum()
+    again, _ = MultitaskBatches(cells, 32, 5, 16, augment=True, seed=1)[0]
+    np.testing.assert_array_equal(x, again)  # the seed fixes order and crops
+    batches.on_epoch_end()
+    assert not np.array_equal(batches[0][0], x)
+    prcc = MultitaskBatches(table[table["source"] == "prcc"], 32, 5, 8, augment=False)
+    _, bare = prcc[0]
+    assert not bare["has_label"].any() and not bare["has_mask"].any()
+    keras.utils.set_random_seed(0)
+    model = multitask_unet(32, 5, width=4, depth=2, embedding=8)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3, clipnorm=1.0))
+    history = model.fit(batches, epochs=1, verbose=0).history
+    assert np.isfinite(history["loss"][0]) and history["dice"][0] > 0
+    with pytest.raises(ValueError, match="missing \\['mask_path'\\]"):
+        MultitaskBatches(cells.drop(columns="mask_path"), 32, 5, 8, augment=False)

@@ -255,3 +255,35 @@ def bagging_composition(sets: pd.DataFrame) -> pd.DataFrame:
     """
     kind = np.where(sets["augmentation"] == "none", "as it is", "augmented")
     return sets.assign(kind=kind).groupby(["set", "part", "kind"]).size().unstack(fill_value=0)
+
+
+def crop_and_flip(image: np.ndarray, mask: np.ndarray | None, size: int, rng: np.random.Generator | None = None
+                  ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Report 3's augmentation: the same random ``size`` crop and random flips of an image and its mask.
+
+    With ``rng`` the crop's corner is random and each flip (horizontal,
+    vertical) happens with probability 1/2; without, the crop is centred and
+    nothing is flipped (validation and test). An image smaller than ``size``
+    is first enlarged (the mask with it, by nearest neighbour) so that its
+    shorter side is ``size``. ``mask`` may be ``None`` (no mask).
+    """
+    height, width = image.shape[:2]
+    if min(height, width) < size:
+        scale = size / min(height, width)
+        shape = (max(size, round(width * scale)), max(size, round(height * scale)))
+        image = cv2.resize(image, shape, interpolation=cv2.INTER_LINEAR)
+        if mask is not None:
+            mask = cv2.resize(mask.astype(np.uint8), shape, interpolation=cv2.INTER_NEAREST).astype(mask.dtype)
+        height, width = image.shape[:2]
+    if rng is None:
+        top, left, flips = (height - size) // 2, (width - size) // 2, (False, False)
+    else:
+        top, left = int(rng.integers(0, height - size + 1)), int(rng.integers(0, width - size + 1))
+        flips = tuple(bool(f) for f in rng.random(2) < 0.5)
+    window = (slice(top, top + size), slice(left, left + size))
+    image, mask = image[window], None if mask is None else mask[window]
+    for axis, flip in zip((1, 0), flips):  # horizontal, then vertical
+        if flip:
+            image = np.flip(image, axis=axis)
+            mask = None if mask is None else np.flip(mask, axis=axis)
+    return np.ascontiguousarray(image), None if mask is None else np.ascontiguousarray(mask)

@@ -30,11 +30,18 @@ reconstruction of the image scaled to [0, 1].
 
 from __future__ import annotations
 
+import math
+
 import keras
 import numpy as np
+import pandas as pd
 from keras import ops
 
-__all__ = ["MultitaskUNet", "generalised_dice_loss", "mask_targets", "multitask_unet"]
+from ..augment import crop_and_flip
+from ..datasets.wbc import read_binary_mask
+from ..io import read_image
+
+__all__ = ["MultitaskBatches", "MultitaskUNet", "generalised_dice_loss", "mask_targets", "multitask_unet"]
 
 #: Output names, in the model's output order.
 OUTPUTS = ("reconstruction", "classes", "masks")
@@ -184,3 +191,77 @@ class MultitaskUNet(keras.Model):
     def embedder(self) -> keras.Model:
         """Images -> the 512-d embeddings of the classification branch (shares this model's weights)."""
         return keras.Model(self.inputs, self.get_layer("embedding").output, name="embedder")
+
+
+class MultitaskBatches(keras.utils.PyDataset):
+    """Batches of a table of images for :class:`MultitaskUNet`: the images and their targets with presence flags.
+
+    Parameters
+    ----------
+    table
+        Rows with ``path``, ``mask_path`` (missing where there is no mask; a
+        binary mask, or Zheng's three-level one whose nucleus and cytoplasm
+        both count as the cell, see :func:`cytobook.datasets.wbc.read_binary_mask`)
+        and ``label`` (missing where unlabelled), as the loaders of
+        :mod:`cytobook.datasets.wbc` return.
+    size, n_classes
+        The model's input side and number of classes.
+    batch_size
+        Images per batch; the last batch may be smaller.
+    augment
+        Training: the order is shuffled every epoch, and each image and its
+        mask take the same random crop and flips
+        (:func:`cytobook.augment.crop_and_flip`). Otherwise the order is the
+        table's and the crop centred.
+    seed
+        Seeds the order and the augmentation: the same seed gives the same batches epoch by epoch.
+    **kwargs
+        ``workers`` and ``use_multiprocessing`` of :class:`keras.utils.PyDataset`.
+    """
+
+    def __init__(self, table: pd.DataFrame, size: int, n_classes: int, batch_size: int, *, augment: bool,
+                 seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        missing = [column for column in ("path", "mask_path", "label") if column not in table.columns]
+        if missing:
+            raise ValueError(f"a table of images needs the columns path, mask_path and label; missing {missing}")
+        if table.empty:
+            raise ValueError("the table of images is empty; expected at least one image")
+        self.paths = table["path"].astype(str).tolist()
+        self.mask_paths = [None if pd.isna(path) else str(path) for path in table["mask_path"]]
+        self.labels = table["label"].astype("Int64")
+        self.size, self.n_classes, self.batch_size = size, n_classes, batch_size
+        self.augment, self.seed, self.epoch = augment, seed, 0
+        self.order = self._order()
+
+    def _order(self) -> np.ndarray:
+        if not self.augment:
+            return np.arange(len(self.paths))
+        return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.paths))
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.paths) / self.batch_size)
+
+    def __getitem__(self, index: int):
+        rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        rng = np.random.default_rng([self.seed, self.epoch, index, 1]) if self.augment else None
+        images, masks, has_mask = [], [], []
+        for row in rows:
+            mask_path = self.mask_paths[row]
+            mask = None if mask_path is None else read_binary_mask(mask_path)
+            image, mask = crop_and_flip(read_image(self.paths[row]), mask, self.size, rng)
+            images.append(image)
+            masks.append(np.zeros((self.size, self.size), bool) if mask is None else mask)
+            has_mask.append(mask is not None)
+        labels = self.labels.iloc[rows]
+        classes = labels.fillna(0).to_numpy(dtype=int)
+        return np.stack(images), {
+            "classes": classes,
+            "masks": mask_targets(np.stack(masks), classes, self.n_classes),
+            "has_label": labels.notna().to_numpy(dtype="float32"),
+            "has_mask": np.asarray(has_mask, dtype="float32"),
+        }
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+        self.order = self._order()
