@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import cv2
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -59,3 +60,12 @@ def class_counts_chart(table: pd.DataFrame, by: str, hue: str = "label_name", ti
     ax.tick_params(axis="x", labelrotation=90 if counts[by].nunique() > 8 else 0)
     fig.tight_layout()
     return fig
+
+
+def outlined(image: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int] = (255, 200, 0),
+             thickness: int = 1) -> np.ndarray:
+    """A copy of RGB ``image`` with the outline of each region of ``mask`` (bool or labels > 0) drawn on it."""
+    contours, _ = cv2.findContours((np.asarray(mask) > 0).astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
+    out = np.ascontiguousarray(image.copy())
+    cv2.drawContours(out, contours, -1, colour, thickness)
+    return out

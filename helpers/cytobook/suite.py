@@ -19,7 +19,7 @@ CHAPTERS: dict[str, str] = {
     "data": "cnmc",
     "cnmc": "cnmc",
     "bagging": "cnmc",
-    "wbc_unet": "raabin",
+    "wbc_unet": "wbc",
     "lymphocytosis": "dlmi",
     "hep2": "hep2",
 }
