@@ -118,3 +118,38 @@ def test_batches_of_a_generated_course_copy(tmp_path):
     assert np.isfinite(history["loss"][0]) and history["dice"][0] > 0
     with pytest.raises(ValueError, match="missing \\['mask_path'\\]"):
         MultitaskBatches(cells.drop(columns="mask_path"), 32, 5, 8, augment=False)
+
+
+def test_step_schedule_and_weight_transfer_between_stages():
+    from cytobook.models.unet import step_schedule, transfer_weights
+
+    schedule = step_schedule(1e-3, 12, 0.1).schedule
+    assert [schedule(e) for e in (0, 11, 12, 24)] == pytest.approx([1e-3, 1e-3, 1e-4, 1e-5])
+    keras.utils.set_random_seed(1)
+    cam16 = multitask_unet(32, 2, width=4, depth=2, embedding=8)
+    white_cells = multitask_unet(32, 5, width=4, depth=2, embedding=8)
+    copied = transfer_weights(cam16, white_cells)
+    assert "bottleneck_conv1" in copied and "classes" not in copied and "masks" not in copied
+    np.testing.assert_array_equal(white_cells.get_layer("down0_conv1").get_weights()[0],
+                                  cam16.get_layer("down0_conv1").get_weights()[0])
+
+
+def test_train_and_predict_on_tables(tmp_path):
+    from cytobook.datasets.wbc import load_wbc_course
+    from cytobook.datasets.wbc_synthetic import generate_wbc_course
+    from cytobook.models.unet import predict_multitask, train_multitask
+    from cytobook.profiles import UnetSpec, WbcSpec
+
+    table = load_wbc_course(generate_wbc_course(tmp_path, WbcSpec(
+        image_size=40, train_per_class=4, val_per_class=2, cam16_size=32, cam16_images=(4, 2, 2), prcc_size=48,
+        prcc_tiles=2), seed=0))
+    cells = table[table["source"] == "wbc"]
+    spec = UnetSpec(image_size=32, width=4, depth=2, embedding=8, epochs=2, step_size=1, batch_size=8)
+    keras.utils.set_random_seed(0)
+    model = multitask_unet(32, 5, width=4, depth=2, embedding=8)
+    history = train_multitask(model, cells[(cells["split"] == "train") & (cells["fraction"] == 100)],
+                              cells[cells["split"] == "val"], spec, n_classes=5, seed=0, verbose=0)
+    assert history["learning_rate"] == pytest.approx([1e-3, 1e-4]) and len(history["val_cross_entropy"]) == 2
+    predicted = predict_multitask(model, cells[cells["split"] == "val"], spec, n_classes=5)
+    assert predicted["probabilities"].shape == (10, 5) and predicted["embeddings"].shape == (10, 8)
+    assert predicted["masks"].shape == (10, 32, 32) and predicted["masks"].dtype == bool

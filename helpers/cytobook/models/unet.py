@@ -41,7 +41,8 @@ from ..augment import crop_and_flip
 from ..datasets.wbc import read_binary_mask
 from ..io import read_image
 
-__all__ = ["MultitaskBatches", "MultitaskUNet", "generalised_dice_loss", "mask_targets", "multitask_unet"]
+__all__ = ["MultitaskBatches", "MultitaskUNet", "generalised_dice_loss", "mask_targets", "multitask_unet",
+           "predict_multitask", "step_schedule", "train_multitask", "transfer_weights"]
 
 #: Output names, in the model's output order.
 OUTPUTS = ("reconstruction", "classes", "masks")
@@ -190,7 +191,7 @@ class MultitaskUNet(keras.Model):
 
     def embedder(self) -> keras.Model:
         """Images -> the 512-d embeddings of the classification branch (shares this model's weights)."""
-        return keras.Model(self.inputs, self.get_layer("embedding").output, name="embedder")
+        return keras.Model(self.input, self.get_layer("embedding").output, name="embedder")
 
 
 class MultitaskBatches(keras.utils.PyDataset):
@@ -265,3 +266,68 @@ class MultitaskBatches(keras.utils.PyDataset):
     def on_epoch_end(self) -> None:
         self.epoch += 1
         self.order = self._order()
+
+
+def step_schedule(learning_rate: float, step_size: int, gamma: float) -> keras.callbacks.LearningRateScheduler:
+    """The report's step schedule: ``learning_rate * gamma ** (epoch // step_size)``."""
+    return keras.callbacks.LearningRateScheduler(lambda epoch: learning_rate * gamma ** (epoch // step_size))
+
+
+def transfer_weights(source: keras.Model, target: keras.Model) -> list[str]:
+    """Copy every layer's weights from ``source`` to ``target`` where the name and shapes match; returns those names.
+
+    The pretraining chain (pRCC, then CAMELYON16, then the white cells) keeps
+    the encoder, decoder and embedding from stage to stage; the classifier
+    and the mask maps, sized by each data set's classes, start anew when
+    their shapes differ.
+    """
+    copied = []
+    for layer in target.layers:
+        try:
+            other = source.get_layer(layer.name)
+        except ValueError:
+            continue
+        weights = other.get_weights()
+        if weights and [w.shape for w in weights] == [w.shape for w in layer.get_weights()]:
+            layer.set_weights(weights)
+            copied.append(layer.name)
+    return copied
+
+
+def train_multitask(model: MultitaskUNet, train: pd.DataFrame, val: pd.DataFrame | None, spec, *, n_classes: int,
+                    seed: int, epochs: int | None = None, verbose: int = 2) -> dict[str, list[float]]:
+    """Fit ``model`` on a table of images (:class:`MultitaskBatches`) with the report's optimiser and schedule.
+
+    Adam at ``spec.learning_rate`` with gradient clipping (``spec.clipnorm``),
+    the step schedule of :func:`step_schedule`, ``spec.epochs`` (or
+    ``epochs``) epochs, no early stopping (the report trains its 32 epochs).
+    ``val`` (optional) is scored after each epoch with centred crops.
+    Returns the history: ``loss``, ``reconstruction``, ``cross_entropy``,
+    ``dice`` and their ``val_`` twins, and ``learning_rate``.
+    """
+    keras.utils.set_random_seed(seed)
+    model.compile(optimizer=keras.optimizers.Adam(spec.learning_rate, clipnorm=spec.clipnorm))
+    batches = MultitaskBatches(train, spec.image_size, n_classes, spec.batch_size, augment=True, seed=seed)
+    validation = None if val is None else MultitaskBatches(val, spec.image_size, n_classes, spec.batch_size,
+                                                           augment=False)
+    result = model.fit(batches, validation_data=validation, epochs=epochs or spec.epochs, verbose=verbose,
+                       callbacks=[step_schedule(spec.learning_rate, spec.step_size, spec.gamma)])
+    return {key: [float(v) for v in values] for key, values in result.history.items()}
+
+
+def predict_multitask(model: MultitaskUNet, table: pd.DataFrame, spec, *, n_classes: int
+                      ) -> dict[str, np.ndarray]:
+    """Centre-crop predictions of every row: ``probabilities`` ``(n, C)``, ``embeddings`` ``(n, 512)``,
+    and ``masks`` ``(n, H, W)``, the predicted map of each row's predicted class (sigmoid > 0.5)."""
+    batches = MultitaskBatches(table.assign(mask_path=None), spec.image_size, n_classes, spec.batch_size,
+                               augment=False)
+    embedder = keras.Model(model.input, [model.get_layer("embedding").output, *model.outputs[1:]])
+    probabilities, embeddings, masks = [], [], []
+    for index in range(len(batches)):
+        embedded, classes, maps = (keras.ops.convert_to_numpy(o) for o in embedder(batches[index][0], training=False))
+        chosen = classes.argmax(axis=1)
+        probabilities.append(classes)
+        embeddings.append(embedded)
+        masks.append(maps[np.arange(len(maps)), ..., chosen] > 0.5)
+    return {"probabilities": np.concatenate(probabilities), "embeddings": np.concatenate(embeddings),
+            "masks": np.concatenate(masks)}
