@@ -23,7 +23,8 @@ the Dice term over those with a mask (pRCC, unlabelled, has neither).
 
 *Our choices* where the report is silent: two 3×3 convolutions with batch
 normalisation and ReLU per level (the original UNet's block, with the batch
-normalisation that lets it train from scratch in few epochs); the number of
+normalisation that lets it train from scratch in few epochs, with PyTorch's
+momentum); the number of
 channels doubling from ``width`` (64, as in UNet) per level; a sigmoid
 reconstruction of the image scaled to [0, 1].
 """
@@ -51,7 +52,9 @@ OUTPUTS = ("reconstruction", "classes", "masks")
 def _conv_block(x, channels: int, name: str):
     for index in (1, 2):
         x = keras.layers.Conv2D(channels, 3, padding="same", use_bias=False, name=f"{name}_conv{index}")(x)
-        x = keras.layers.BatchNormalization(name=f"{name}_norm{index}")(x)
+        # PyTorch's momentum (0.1 there, 0.9 here): the report's "step size" schedule is PyTorch's StepLR, and
+        # with Keras's 0.99 the moving statistics lag the weights for hundreds of steps (a few epochs of WBC_1).
+        x = keras.layers.BatchNormalization(momentum=0.9, name=f"{name}_norm{index}")(x)
         x = keras.layers.ReLU(name=f"{name}_relu{index}")(x)
     return x
 
