@@ -43,7 +43,7 @@ from ..datasets.wbc import read_binary_mask
 from ..io import read_image
 
 __all__ = ["MultitaskBatches", "MultitaskUNet", "generalised_dice_loss", "mask_targets", "multitask_unet",
-           "predict_multitask", "step_schedule", "train_multitask", "transfer_weights"]
+           "predict_multitask", "step_schedule", "train_multitask", "transfer_weights", "unet_from_spec"]
 
 #: Output names, in the model's output order.
 OUTPUTS = ("reconstruction", "classes", "masks")
@@ -115,6 +115,14 @@ def multitask_unet(size: int, n_classes: int, *, width: int = 64, depth: int = 4
     masks = keras.layers.Conv2D(n_classes, 1, activation="sigmoid", name="masks", dtype="float32")(x)
     return MultitaskUNet(inputs, [reconstruction, classes, masks], lambda_ce=lambda_ce, lambda_dice=lambda_dice,
                          name="multitask_unet")
+
+
+def unet_from_spec(spec, n_classes: int, *, masks: bool = True, seed: int = 0) -> MultitaskUNet:
+    """:func:`multitask_unet` with a profile's :class:`~cytobook.profiles.UnetSpec`, seeded; ``masks=False``
+    drops the Dice term (the report's "w/o mask" and "CE only" variants)."""
+    keras.utils.set_random_seed(seed)
+    return multitask_unet(spec.image_size, n_classes, width=spec.width, depth=spec.depth, embedding=spec.embedding,
+                          lambda_ce=spec.lambda_ce, lambda_dice=spec.lambda_dice if masks else 0.0)
 
 
 def generalised_dice_loss(y_true, y_pred, epsilon: float = 1e-6):
