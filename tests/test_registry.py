@@ -30,7 +30,7 @@ ENTRIES = sorted(REGISTRY.values(), key=lambda entry: entry.name)
 SMOKE_HASHES = {
     "cnmc": "4993174ebc15111a25101b8fe9c7db19f25ea32637f37374d40bafdd72c07489",
     "dlmi": "6ec4f2c67413a78fc7476e1d2a81bc12a2338cada1a92e89b8b96ffc7a4a3771",
-    "wbc": "b884768f66abac8be5a8f128e2de6ae3df989d5e93e856b9d3e8274d029e3dc8",
+    "wbc": "6763ef956d9b45c3f8b97b3449d287a7b1b490c4096af7b0107737dab764d536",
     "raabin": "3be5d5a6fa276eee38a42c8871ab7775e7d107d2fa4de71fd0079a6ae343e454",
     "pbc": "49b43f810c4dbe29a6c1da9bf4d5786ed1aabde5af07b5843f2ff7e38963e4b0",
     "zheng": "4195def6a06f5b42cacc364a8eac997d4cee0a2537411d8e34fa773c0a8694a6",

@@ -45,15 +45,29 @@ brightness, stain strength per channel, eosin strength, red-cell stain and
 density, magnification, focus blur, pixel noise) is class-independent.
 
 **Lymph-node patches** (:func:`render_tissue_patch`) are H&E at about 40x,
-drawn as haematoxylin and eosin densities: normal tissue is dense sheets of
-small round dark-blue lymphocyte nuclei on a faint pink background, thinner
-in places, with a few white gaps and an odd larger, paler nucleus. A tumour
-patch adds one smooth blob-shaped region (a random 20-100 % of the patch,
-exactly the returned mask) of metastatic carcinoma: nests of larger,
+drawn as haematoxylin and eosin densities, and about as hard to tell apart as
+CAMELYON16's. Normal tissue is dense sheets of small round dark-blue lymphocyte
+nuclei on a faint pink background, thinner in places, with a few white gaps
+and an odd larger, paler nucleus. About a third of the patches, of either
+class, hold a benign look-alike (never in the mask): a germinal centre
+(larger, paler centroblasts with nucleoli at the membrane among the
+lymphocytes, and tingible-body macrophages, pale bodies holding dark
+apoptotic debris) or a sinus (scattered histiocytes, large pale oval nuclei
+in abundant pale pink cytoplasm, in a paler space with few lymphocytes). A
+tumour patch adds a metastasis, exactly the returned mask: a smooth blob
+(now and then with a satellite) that is a small focus (5-12 % of the patch,
+a fifth of the tumours, centred anywhere, so that a crop may cut off much
+of it), a medium one (10-50 %) or most of the patch (50-100 %). Mostly
+(85 %) it is cohesive nests of carcinoma cells in pink cytoplasm, separated
+by pink fibrous stroma with spindle nuclei, some lymphocytes and white
+retraction spaces; otherwise single tumour cells scattered among
+lymphocytes. How atypical its nuclei are varies per tumour: from large,
 pleomorphic, pale vesicular nuclei with a dark membrane and one to three
-nucleoli, in pink cytoplasm, separated by pink fibrous stroma with spindle
-nuclei, and more white retraction spaces. Nuclei are anti-aliased polygons
-filled by OpenCV (a few hundred per patch).
+nucleoli, to smaller, darker, more uniform ones with faint membranes and
+few nucleoli, nearer the lymphocytes. Stain strength and hue, magnification
+(+-15 %) and focus (a quarter of the patches visibly soft) vary per patch,
+whatever the class. Nuclei are anti-aliased polygons filled by OpenCV (a few
+hundred per patch).
 
 **Kidney tiles** (:func:`render_kidney_tile`) show papillary renal cell
 carcinoma: finger-like fibrovascular cores (pale pink loose stroma with a red
@@ -702,31 +716,132 @@ def _sample(field: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return field[np.clip(y.astype(np.int64), 0, size - 1), np.clip(x.astype(np.int64), 0, size - 1)]
 
 
-def _tumour_region(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A smooth blob-shaped ``bool`` region covering a random 20-100 % of the square, exactly that fraction.
+def _blob_region(rng: np.random.Generator, size: int, fraction: float, margin: float, width: float) -> np.ndarray:
+    """A smooth blob-shaped ``bool`` region covering ``fraction`` of the square (to the pixel).
 
-    Low-frequency noise plus a broad bump at a random centre, thresholded at
-    the quantile that leaves the drawn fraction above it.
+    Low-frequency noise plus a bump of standard deviation ``width`` (of the
+    side) at a random centre at least ``margin`` of the side inside the edges,
+    thresholded at the quantile that leaves the fraction above it.
     """
     s = float(size)
-    fraction = rng.uniform(0.2, 1.0)
     field = 0.6 * smooth_noise(rng, (size, size), 0.18 * s)
-    bx, by = rng.uniform(0.15 * s, 0.85 * s, size=2).tolist()
+    bx, by = rng.uniform(margin * s, (1.0 - margin) * s, size=2).tolist()
     coords = np.arange(size, dtype=np.float32) + np.float32(0.5)
     d2 = ((coords - np.float32(bx)) ** 2)[None, :] + ((coords - np.float32(by)) ** 2)[:, None]
-    field = field + 2.0 * np.exp(d2 * np.float32(-1.0 / (2.0 * (0.35 * s) ** 2)))
+    field = field + 2.0 * np.exp(d2 * np.float32(-1.0 / (2.0 * (width * s) ** 2)))
     n = size * size
     k = min(n - 1, int(round((1.0 - fraction) * n)))
     threshold = np.partition(field.ravel(), k)[k]
     return field >= threshold
 
 
+def _tumour_region(rng: np.random.Generator, size: int) -> np.ndarray:
+    """The tumour's ``bool`` region: a small focus (5-12 % of the patch, a fifth of the tumours, centred
+    anywhere, often near an edge), a medium one (10-50 %, 35 %) or most of the patch (50-100 %, 45 %)."""
+    kind = rng.random()
+    if kind < 0.2:
+        return _blob_region(rng, size, rng.uniform(0.05, 0.12), 0.03, 0.12)
+    if kind < 0.55:
+        return _blob_region(rng, size, rng.uniform(0.1, 0.5), 0.1, 0.25)
+    return _blob_region(rng, size, rng.uniform(0.5, 1.0), 0.15, 0.35)
+
+
+def _draw_lymph_node_stain(rng: np.random.Generator) -> _HeStain:
+    """:func:`_draw_he` with the wider spread of a multi-centre collection: stain strength and hue, and focus
+    (a quarter of the patches visibly soft)."""
+    hematoxylin = _OD_HEMATOXYLIN * np.exp(rng.normal(0.0, 0.08, size=3)) * rng.uniform(0.75, 1.25)
+    eosin = _OD_EOSIN * np.exp(rng.normal(0.0, 0.1, size=3)) * rng.uniform(0.65, 1.3)
+    background = _HE_BACKGROUND * rng.uniform(0.93, 1.0) * np.exp(rng.normal(0.0, 0.015, size=3))
+    blur = rng.uniform(0.0006, 0.002) if rng.random() < 0.75 else rng.uniform(0.002, 0.005)
+    return _HeStain(_vec(hematoxylin), _vec(eosin), _vec(np.clip(background, 0, 255)), blur, rng.uniform(0.8, 2.5))
+
+
+@dataclass
+class _Canvases:
+    """The ``uint8`` layers a lymph-node patch is drawn on (0-255 for densities 0-2.5, or opacity 0-1)."""
+
+    nuclei: np.ndarray  # haematoxylin of nuclear interiors
+    rims: np.ndarray  # darker membranes of vesicular nuclei
+    nucleoli: np.ndarray
+    cytoplasm: np.ndarray  # eosin of cell bodies (tumour cells, histiocytes)
+    clear: np.ndarray  # opacity of macrophages' pale bodies, which hide the tissue behind them
+
+
+_UNIT = 255.0 / 2.5
+
+
+def _vesicular(
+    rng: np.random.Generator,
+    canvases: _Canvases,
+    x: np.ndarray,
+    y: np.ndarray,
+    radius: np.ndarray,
+    elongation: np.ndarray,
+    irregular: float,
+    density: np.ndarray,
+    rim: float,
+    nucleolus_share: float,
+    peripheral: bool,
+) -> None:
+    """Draw open-chromatin nuclei: interiors of ``density``, membranes about ``rim`` denser, and in a
+    ``nucleolus_share`` of them one to three nucleoli (near the centre, or near the membrane if ``peripheral``)."""
+    n = len(x)
+    size = canvases.nuclei.shape[0]
+    polygons = _polygons(rng, x, y, radius, elongation, irregular)
+    _fill(canvases.nuclei, polygons, np.clip(density * _UNIT, 0, 255))
+    rim_width = max(1, int(round(0.004 * size)))
+    rim_values = (rim * rng.uniform(0.7, 1.1, size=n) * _UNIT).tolist()
+    for polygon, value in zip(polygons, rim_values):
+        cv2.polylines(canvases.rims, [polygon], True, int(value), rim_width, cv2.LINE_AA, _POLYGON_SHIFT)
+    counts = rng.choice([1, 1, 2, 3], size=n) * (rng.random(n) < nucleolus_share)
+    owner = np.repeat(np.arange(n), counts)
+    angle = rng.uniform(0.0, 2.0 * np.pi, size=len(owner))
+    u = rng.random(len(owner))
+    reach = radius[owner] * (0.5 + 0.2 * u if peripheral else 0.45 * np.sqrt(u))
+    nx, ny = x[owner] + reach * np.cos(angle), y[owner] + reach * np.sin(angle)
+    nr = radius[owner] * rng.uniform(0.13, 0.22, size=len(owner))
+    _fill(canvases.nucleoli, _polygons(rng, nx, ny, nr, np.zeros(len(owner)), 0.02), np.full(len(owner), 1.4 * _UNIT))
+
+
+def _points_in(rng: np.random.Generator, region: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` random points (pixel centres jittered within the pixel) inside ``region``."""
+    size = region.shape[0]
+    pixels = np.flatnonzero(region)
+    where = rng.choice(pixels, size=count) if len(pixels) and count else np.zeros(0, np.int64)
+    jitter = rng.random((2, len(where)))
+    return (where % size).astype(np.float64) + jitter[0], (where // size).astype(np.float64) + jitter[1]
+
+
+def _germinal_centre(rng: np.random.Generator, canvases: _Canvases, region: np.ndarray, r_lymph: float) -> None:
+    """Tingible-body macrophages (pale bodies holding dark apoptotic debris) scattered over ``region``:
+    the "starry sky" of a reactive germinal centre. Its centroblasts are drawn with the lymphocytes."""
+    count = int(rng.uniform(0.5, 1.0) * region.sum() / (np.pi * (7.0 * r_lymph) ** 2) + rng.random())
+    mx, my = _points_in(rng, region, count)
+    body = r_lymph * rng.uniform(2.4, 3.6, size=count)
+    _fill(canvases.clear, _polygons(rng, mx, my, body, rng.uniform(0.0, 0.25, size=count), 0.08), np.full(count, 255))
+    # A pale nucleus near the edge of each, and two to seven dense round apoptotic bodies.
+    angle = rng.uniform(0.0, 2.0 * np.pi, size=count)
+    ox, oy = mx + 0.55 * body * np.cos(angle), my + 0.55 * body * np.sin(angle)
+    _fill(canvases.nuclei, _polygons(rng, ox, oy, 1.2 * r_lymph * np.ones(count), np.full(count, 0.25), 0.05),
+          rng.uniform(0.5, 0.75, size=count) * _UNIT)
+    debris = rng.integers(2, 8, size=count)
+    owner = np.repeat(np.arange(count), debris)
+    angle = rng.uniform(0.0, 2.0 * np.pi, size=len(owner))
+    reach = body[owner] * 0.5 * np.sqrt(rng.random(len(owner)))
+    dx, dy = mx[owner] + reach * np.cos(angle), my[owner] + reach * np.sin(angle)
+    dr = r_lymph * rng.uniform(0.3, 0.75, size=len(owner))
+    _fill(canvases.nuclei, _polygons(rng, dx, dy, dr, np.zeros(len(owner)), 0.03),
+          rng.uniform(2.0, 2.5, size=len(owner)) * _UNIT)
+
+
 def render_tissue_patch(rng: np.random.Generator, tumour: bool, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Draw one H&E lymph-node patch, ``(image, mask)``: ``uint8`` ``(size, size, 3)`` RGB and ``bool`` ``(size, size)``.
 
-    Normal lymphoid tissue everywhere; with ``tumour``, a smooth blob of
-    metastatic carcinoma (see the module docstring) covering 20-100 % of the
-    patch, where ``mask`` is True (all False for a normal patch).
+    Lymphoid tissue, in about a third of the patches (of either class) with a
+    benign tumour-like area (a germinal centre or a sinus with histiocytes);
+    with ``tumour``, a smooth blob of metastatic carcinoma (see the module
+    docstring) covering 5-100 % of the patch, where ``mask`` is True (all
+    False for a normal patch, whatever it shows).
 
     Raises
     ------
@@ -735,17 +850,27 @@ def render_tissue_patch(rng: np.random.Generator, tumour: bool, size: int) -> tu
     """
     _check_size(size)
     s = float(size)
-    stain = _draw_he(rng)
+    stain = _draw_lymph_node_stain(rng)
     shape = (size, size)
     mask = _tumour_region(rng, size) if tumour else np.zeros(shape, bool)
+    # A benign look-alike (0 none, 1 germinal centre, 2 sinus with histiocytes), outside the tumour.
+    mimic_kind = int(rng.choice(3, p=[0.64, 0.18, 0.18]))
+    mimic = _blob_region(rng, size, rng.uniform(0.1, 0.55), 0.1, 0.28) & ~mask if mimic_kind else np.zeros(shape, bool)
+    centre = mimic if mimic_kind == 1 else np.zeros(shape, bool)
+    sinus = mimic if mimic_kind == 2 else np.zeros(shape, bool)
+
+    # The tumour's look: how atypical (1: large, pale, pleomorphic, nucleolated nuclei; 0: small, darker,
+    # bland ones, near the lymphocytes), and cohesive nests in stroma or single cells among lymphocytes.
+    cohesive = rng.random() < 0.85
+    atypia = 1.0 - (0.6 if cohesive else 0.4) * rng.random() ** 2
 
     # -- Fields: lymphoid density, white gaps, tumour nests ------------------- #
     crowd = smooth_noise(rng, shape, 0.08 * s)  # denser and looser lymphoid areas
     gaps = smooth_noise(rng, shape, 0.05 * s)
     gap_level = rng.uniform(1.5, 2.3)
     nests = smooth_noise(rng, shape, 0.045 * s)
-    nest_level = rng.uniform(-0.9, -0.2)  # nests cover about 60-80 % of the tumour
-    in_nest = mask & (nests > nest_level)
+    nest_level = rng.uniform(-1.6, -0.2)  # nests cover about 55-95 % of a cohesive tumour
+    in_nest = mask & (nests > nest_level) if cohesive else np.zeros(shape, bool)
     # Collagen: noise stretched four-fold along one axis, then wavy (streaks along the rows or columns).
     fibres = smooth_noise(rng, (size, max(2, size // 4)), 1.0)
     fibres = cv2.resize(fibres, shape, interpolation=cv2.INTER_CUBIC)
@@ -753,71 +878,103 @@ def render_tissue_patch(rng: np.random.Generator, tumour: bool, size: int) -> tu
         fibres = np.ascontiguousarray(fibres.T)
     fine = smooth_noise(rng, shape, 0.004 * s)
 
-    nuclei = np.zeros(shape, np.uint8)  # haematoxylin of nuclear interiors, 0-255 for 0-2.5
-    rims = np.zeros(shape, np.uint8)  # darker nuclear membranes of vesicular nuclei
-    nucleoli = np.zeros(shape, np.uint8)
-    unit = 255.0 / 2.5
+    canvases = _Canvases(*(np.zeros(shape, np.uint8) for _ in range(5)))
+    r_lymph = s * 0.022 * rng.uniform(0.85, 1.15)  # magnification varies a little between scanners
+    if mimic_kind == 1:
+        _germinal_centre(rng, canvases, centre, r_lymph)
 
-    # -- Lymphocytes: small, round, dense, packed; outside the tumour ---------- #
-    r_lymph = s * 0.022 * rng.uniform(0.9, 1.1)
+    # -- Lymphocytes: small, round, dense, packed; thinned in look-alike areas, few in tumour ---- #
     lx, ly = _hex_grid(rng, size, 2.3 * r_lymph, 0.35)
-    keep_p = np.clip(0.8 + 0.25 * _sample(crowd, lx, ly), 0.3, 1.0)
-    keep = (rng.random(len(lx)) < keep_p) & ~_sample(mask, lx, ly)
+    # Share of the packing kept: among single tumour cells, in a cohesive tumour's stroma (in its nests
+    # hardly any), in a germinal centre, in a sinus; none under a macrophage.
+    among_single, in_stroma, in_centre, in_sinus = rng.uniform([0.2, 0.1, 0.5, 0.1], [0.45, 0.5, 0.7, 0.3]).tolist()
+    share = np.ones(len(lx))
+    share[_sample(centre, lx, ly)] = in_centre
+    share[_sample(sinus, lx, ly)] = in_sinus
+    share[_sample(mask, lx, ly)] = in_stroma if cohesive else among_single
+    share[_sample(in_nest, lx, ly)] = 0.03
+    share[_sample(canvases.clear, lx, ly) >= 128] = 0.0
+    keep_p = np.clip(rng.uniform(0.7, 0.9) + 0.25 * _sample(crowd, lx, ly), 0.3, 1.0) * share
+    keep = rng.random(len(lx)) < keep_p
     lx, ly = lx[keep], ly[keep]
     n = len(lx)
-    big = rng.random(n) < 0.04  # the odd histiocyte or endothelial cell: larger and paler
+    big = rng.random(n) < rng.uniform(0.02, 0.07)  # the odd histiocyte or endothelial cell: larger and paler
     radius = r_lymph * np.exp(rng.normal(0.0, 0.08, size=n)) * np.where(big, 1.6, 1.0)
     elongation = rng.uniform(0.0, 0.12, size=n) + np.where(big, 0.2, 0.0)
     density = rng.uniform(1.6, 2.1, size=n) * np.where(big, 0.45, 1.0)
-    _fill(nuclei, _polygons(rng, lx, ly, radius, elongation, 0.03), np.clip(density * unit, 0, 255))
+    _fill(canvases.nuclei, _polygons(rng, lx, ly, radius, elongation, 0.03), np.clip(density * _UNIT, 0, 255))
 
-    # -- Tumour: pleomorphic pale vesicular nuclei with nucleoli, in nests ------- #
+    # -- Germinal centre: centroblasts, larger and paler, with nucleoli at the membrane --------- #
+    if mimic_kind == 1:
+        cx, cy = _hex_grid(rng, size, 2.8 * r_lymph, 0.4)
+        kept = rng.random(len(cx)) < rng.uniform(0.3, 0.55)
+        keep = _sample(centre, cx, cy) & (_sample(canvases.clear, cx, cy) < 128) & kept
+        cx, cy = cx[keep], cy[keep]
+        n = len(cx)
+        _vesicular(rng, canvases, cx, cy, r_lymph * rng.uniform(1.3, 1.75) * np.exp(rng.normal(0.0, 0.1, size=n)),
+                   rng.uniform(0.0, 0.18, size=n), 0.04, rng.uniform(0.6, 1.0, size=n), rng.uniform(0.25, 0.45),
+                   rng.uniform(0.4, 0.8), True)
+
+    # -- Sinus: histiocytes, large pale oval nuclei in abundant pale pink cytoplasm -------------- #
+    if mimic_kind == 2:
+        hx, hy = _hex_grid(rng, size, 4.6 * r_lymph, 0.4)
+        keep = _sample(sinus, hx, hy) & (rng.random(len(hx)) < rng.uniform(0.45, 0.75))
+        hx, hy = hx[keep], hy[keep]
+        n = len(hx)
+        body = r_lymph * rng.uniform(1.9, 2.6, size=n)
+        _fill(canvases.cytoplasm, _polygons(rng, hx, hy, body, rng.uniform(0.0, 0.3, size=n), 0.1),
+              rng.uniform(0.26, 0.38, size=n) * _UNIT)
+        angle = rng.uniform(0.0, 2.0 * np.pi, size=n)
+        ox, oy = hx + 0.3 * body * np.cos(angle), hy + 0.3 * body * np.sin(angle)
+        _vesicular(rng, canvases, ox, oy, r_lymph * rng.uniform(1.3, 1.8, size=n), rng.uniform(0.1, 0.3, size=n), 0.08,
+                   rng.uniform(0.45, 0.75, size=n), rng.uniform(0.1, 0.3), 0.2, False)
+
+    # -- Tumour: nuclei from bland to large, pale, pleomorphic and nucleolated ----------------- #
     if tumour:
-        r_tumour = r_lymph * rng.uniform(1.6, 2.0)
-        tx, ty = _hex_grid(rng, size, 2.15 * r_tumour, 0.3)
-        keep = _sample(in_nest, tx, ty) & (rng.random(len(tx)) < 0.92)
+        r_tumour = r_lymph * (1.2 + 0.75 * atypia) * rng.uniform(0.92, 1.08)
+        tx, ty = _hex_grid(rng, size, 2.15 * r_tumour * (1.0 if cohesive else 1.3), 0.3)
+        keep = _sample(in_nest if cohesive else mask, tx, ty) & (rng.random(len(tx)) < (0.92 if cohesive else 0.5))
         tx, ty = tx[keep], ty[keep]
         n = len(tx)
-        radius = r_tumour * np.exp(rng.normal(0.0, 0.18, size=n))
-        elongation = rng.uniform(0.05, 0.32, size=n)
-        polygons = _polygons(rng, tx, ty, radius, elongation, 0.05)
-        density = rng.uniform(0.5, 0.8, size=n)
-        _fill(nuclei, polygons, density * unit)
-        rim_width = max(1, int(round(0.004 * s)))
-        rim_values = (rng.uniform(0.35, 0.6, size=n) * unit).tolist()
-        for polygon, value in zip(polygons, rim_values):
-            cv2.polylines(rims, [polygon], True, int(value), rim_width, cv2.LINE_AA, _POLYGON_SHIFT)
-        # One to three nucleoli near each centre.
-        counts = rng.choice([1, 1, 2, 3], size=n)
-        owner = np.repeat(np.arange(n), counts)
-        angle = rng.uniform(0.0, 2.0 * np.pi, size=len(owner))
-        reach = radius[owner] * 0.45 * np.sqrt(rng.random(len(owner)))
-        nx = tx[owner] + reach * np.cos(angle)
-        ny = ty[owner] + reach * np.sin(angle)
-        nr = radius[owner] * rng.uniform(0.13, 0.22, size=len(owner))
-        _fill(nucleoli, _polygons(rng, nx, ny, nr, np.zeros(len(owner)), 0.02), np.full(len(owner), 1.4 * unit))
+        radius = r_tumour * np.exp(rng.normal(0.0, 0.07 + 0.11 * atypia, size=n))
+        # Cell bodies: pink cytoplasm around each nucleus (filling the nests, a rim around single cells).
+        _fill(canvases.cytoplasm, _polygons(rng, tx, ty, 1.55 * radius, rng.uniform(0.0, 0.2, size=n), 0.06),
+              rng.uniform(0.25, 0.45, size=n) * _UNIT)
+        density = rng.uniform(0.5, 0.8, size=n) + 0.7 * (1.0 - atypia)
+        _vesicular(rng, canvases, tx, ty, radius, rng.uniform(0.05, 0.1 + 0.22 * atypia, size=n), 0.03 + 0.02 * atypia,
+                   density, (0.15 + 0.85 * atypia) * rng.uniform(0.35, 0.6), 0.1 + 0.9 * atypia, False)
         # Spindle fibroblast nuclei in the stroma between the nests.
-        stroma = mask & ~in_nest
+        stroma = mask & ~in_nest if cohesive else np.zeros(shape, bool)
         fx, fy = _hex_grid(rng, size, 5.0 * r_lymph, 0.45)
         keep = _sample(stroma, fx, fy) & (rng.random(len(fx)) < 0.5)
         fx, fy = fx[keep], fy[keep]
         n = len(fx)
         radius = r_lymph * rng.uniform(1.1, 1.5, size=n)
-        _fill(nuclei, _polygons(rng, fx, fy, radius, rng.uniform(0.55, 0.7, size=n), 0.02), rng.uniform(1.2, 1.6, size=n) * unit)
+        _fill(canvases.nuclei, _polygons(rng, fx, fy, radius, rng.uniform(0.55, 0.7, size=n), 0.02), rng.uniform(1.2, 1.6, size=n) * _UNIT)
 
     # -- Densities --------------------------------------------------------------- #
-    scale = np.float32(1.0 / unit)
-    nuc = nuclei.astype(np.float32) * scale
+    scale = np.float32(1.0 / _UNIT)
+    nuc = canvases.nuclei.astype(np.float32) * scale
+    nucleoli = canvases.nucleoli.astype(np.float32) * scale
+    clear = canvases.clear.astype(np.float32) * np.float32(1.0 / 255.0)
     texture = 1.0 + 0.12 * fine
-    h = nuc * texture + rims.astype(np.float32) * scale + nucleoli.astype(np.float32) * scale
+    h = nuc * texture + canvases.rims.astype(np.float32) * scale + nucleoli
     tumour_f = mask.astype(np.float32)
     nest_f = in_nest.astype(np.float32)
-    # Faint pink among lymphocytes; pink cytoplasm in nests; denser fibrous pink in the tumour's stroma.
-    e = (1.0 - tumour_f) * (0.22 + 0.05 * crowd) + nest_f * 0.42 + (tumour_f - nest_f) * (0.52 + 0.08 * fibres)
-    e = e * (1.0 + 0.1 * fine) + 0.25 * nucleoli.astype(np.float32) * scale
-    h = h + 0.07 * (1.0 - tumour_f)  # haematoxylin haze of lymphoid tissue
-    # White gaps: sinuses and tears, more of them (retraction) in the tumour.
-    tissue = 1.0 - np.clip((gaps - np.float32(gap_level) + 0.25 * tumour_f) * 3.0, 0.0, 1.0)
+    stroma_f = tumour_f - nest_f if cohesive else np.zeros(shape, np.float32)
+    sinus_f = sinus.astype(np.float32)
+    lymphoid_f = 1.0 - nest_f - stroma_f - sinus_f
+    # Faint pink among lymphocytes (a little more in a germinal centre), paler in sinuses; pink cytoplasm
+    # in nests; denser fibrous pink in the tumour's stroma.
+    e = lymphoid_f * (0.22 + 0.05 * crowd + 0.05 * centre.astype(np.float32)) + sinus_f * 0.12 + nest_f * 0.35
+    e = e + stroma_f * rng.uniform(0.4, 0.55) * (1.0 + 0.15 * fibres)
+    e = np.maximum(e, canvases.cytoplasm.astype(np.float32) * scale)
+    e = e * (1.0 - clear) + clear * 0.14  # the macrophages' pale, slightly pink bodies
+    e = e * (1.0 + 0.1 * fine) + 0.25 * nucleoli
+    h = h + 0.07 * lymphoid_f * (1.0 - clear)  # haematoxylin haze of lymphoid tissue
+    # White gaps: sinus lumen and tears, more of them (retraction) in some tumours.
+    retraction = rng.uniform(0.0, 0.3)
+    tissue = 1.0 - np.clip((gaps - np.float32(gap_level) + retraction * tumour_f + 0.3 * sinus_f) * 3.0, 0.0, 1.0)
     h = np.maximum(h * tissue, 0.0)
     e = np.maximum(e * tissue, 0.0)
     return _compose_he(rng, stain, h, e), mask

@@ -44,7 +44,7 @@ __all__ = ["GENERATOR_VERSION", "ROOT_NAMES", "generate_pbc", "generate_raabin",
            "generate_zheng", "nested_counts"]
 
 #: Bump whenever the generated images or a layout change: it is part of the cache key.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 #: The top folder each generator writes (the course copy has none of its own: the folder holding WBC_100/).
 ROOT_NAMES = {"wbc": "wbc_course", "raabin": "Raabin-WBC", "pbc": "PBC_dataset_normal_DIB", "zheng": "segmentation_WBC"}
 JPEG_QUALITY = 95
