@@ -97,7 +97,7 @@ PARTS: dict[str, Part] = {
         "cnmc",
     ),
     "bagging": Part("bagging", "Report 2 · An Inception-ResNet-V2 bagging ensemble (C-NMC 2019)", "bagging"),
-    "wbc_unet": Part("wbc_unet", "Report 3 · A UNet multitask network for white blood cells (Raabin-WBC)", "wbc_unet"),
+    "wbc_unet": Part("wbc_unet", "Report 3 · CS5242 Project Report: a UNet multitask network for white blood cells", "wbc_unet"),
     "lymphocytosis": Part("lymphocytosis", "Report 4 · Challenge Report: Lymphocytosis Classification", "lymphocytosis"),
     "hep2": Part("hep2", "Report 5 · HEp-2 antinuclear antibody patterns (ICPR 2014)", "hep2"),
 }

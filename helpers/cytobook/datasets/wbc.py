@@ -133,20 +133,20 @@ def load_wbc_course(root: str | os.PathLike) -> pd.DataFrame:
 
 def check_wbc_course(root: str | os.PathLike, decode: bool = True, workers: int = 8) -> CheckReport:
     """Check a course copy and report every problem; counts by fraction/split × class (see :func:`load_wbc_course`)."""
-    problems = _collector()
-    table = _scan_course(Path(root), problems)
-    report = _report("wbc", root, problems)
+    return _check("wbc", root, _scan_course, _course_counts, decode, workers)
+
+
+def _course_counts(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
     wbc = table[table["source"] == "wbc"]
-    report.counts["WBC images by part × class"] = class_counts(
-        wbc.assign(part="WBC_" + wbc["fraction"].astype(str) + " " + wbc["split"]), "part")
-    report.counts["WBC masks by part"] = (wbc.assign(mask=wbc["mask_path"].notna())
-                                          .groupby(["fraction", "split"])["mask"].sum().astype(int).to_frame("masks"))
     others = table[table["source"] != "wbc"]
-    report.counts["pretraining images by source/split × class"] = class_counts(
-        others.assign(part=others["source"] + " " + others["split"]), "part")
-    if decode:
-        _decode(report, table, workers)
-    return report
+    return {
+        "WBC images by part × class": class_counts(
+            wbc.assign(part="WBC_" + wbc["fraction"].astype(str) + " " + wbc["split"]), "part"),
+        "WBC masks by part": (wbc.assign(mask=wbc["mask_path"].notna()).groupby(["fraction", "split"])["mask"]
+                              .sum().astype(int).to_frame("masks")),
+        "pretraining images by source/split × class": class_counts(
+            others.assign(part=others["source"] + " " + others["split"]), "part"),
+    }
 
 
 def load_raabin(root: str | os.PathLike) -> pd.DataFrame:
@@ -160,13 +160,7 @@ def load_raabin(root: str | os.PathLike) -> pd.DataFrame:
 
 def check_raabin(root: str | os.PathLike, decode: bool = True, workers: int = 8) -> CheckReport:
     """Check a Raabin-WBC copy and report every problem; counts by split × class."""
-    problems = _collector()
-    table = _scan_raabin(Path(root), problems)
-    report = _report("raabin", root, problems)
-    report.counts["images by split × class"] = class_counts(table, "split")
-    if decode:
-        _decode(report, table, workers)
-    return report
+    return _check("raabin", root, _scan_raabin, _split_counts, decode, workers)
 
 
 def load_pbc(root: str | os.PathLike) -> pd.DataFrame:
@@ -181,16 +175,12 @@ def load_pbc(root: str | os.PathLike) -> pd.DataFrame:
 
 def check_pbc(root: str | os.PathLike, decode: bool = True, workers: int = 8) -> CheckReport:
     """Check a PBC copy and report every problem; counts by class, and the folders left out."""
-    problems = _collector()
-    table = _scan_pbc(Path(root), problems)
-    report = _report("pbc", root, problems)
-    report.counts["images by split × class"] = class_counts(table, "split")
-    left_out = [e for e in visible(Path(root)) if e.is_dir() and e.name.capitalize() not in WBC_CLASSES] \
-        if Path(root).is_dir() else []
+    report = _check("pbc", root, _scan_pbc, _split_counts, decode, workers)
+    folder = Path(root)
+    left_out = [e for e in visible(folder) if e.is_dir() and e.name.capitalize() not in WBC_CLASSES] \
+        if folder.is_dir() else []
     report.counts["folders left out (not one of the five white-cell types)"] = {
         e.name: {"images": len(visible(Path(e.path)))} for e in left_out}
-    if decode:
-        _decode(report, table, workers)
     return report
 
 
@@ -206,13 +196,7 @@ def load_zheng(root: str | os.PathLike) -> pd.DataFrame:
 
 def check_zheng(root: str | os.PathLike, decode: bool = True, workers: int = 8) -> CheckReport:
     """Check a Zheng et al. copy and report every problem; counts by data set × class."""
-    problems = _collector()
-    table = _scan_zheng(Path(root), problems)
-    report = _report("zheng", root, problems)
-    report.counts["images by split × class"] = class_counts(table, "split")
-    if decode:
-        _decode(report, table, workers)
-    return report
+    return _check("zheng", root, _scan_zheng, _split_counts, decode, workers)
 
 
 # --------------------------------------------------------------------------- scans
@@ -222,17 +206,21 @@ def _strict() -> ProblemCollector:
     return ProblemCollector(strict=True, error_type=WbcLayoutError)
 
 
-def _collector() -> ProblemCollector:
-    return ProblemCollector(strict=False, error_type=WbcLayoutError)
+def _check(name: str, root: str | os.PathLike, scan: Callable[[Path, ProblemCollector], pd.DataFrame],
+           counts: Callable[[pd.DataFrame], dict], decode: bool, workers: int) -> CheckReport:
+    """The scan of one layout with every problem collected, its count tables and, if ``decode``, every image
+    and mask decoded."""
+    problems = ProblemCollector(strict=False, error_type=WbcLayoutError)
+    table = scan(Path(root), problems)
+    report = CheckReport(dataset=DATASET_NAMES[name], root=str(Path(root).expanduser().absolute()),
+                         problems=problems.items, counts=counts(table))
+    if decode:
+        report.decode(list(table["path"]) + list(table["mask_path"].dropna()), workers)
+    return report
 
 
-def _report(name: str, root: str | os.PathLike, problems: ProblemCollector) -> CheckReport:
-    return CheckReport(dataset=DATASET_NAMES[name], root=str(Path(root).expanduser().absolute()),
-                       problems=problems.items)
-
-
-def _decode(report: CheckReport, table: pd.DataFrame, workers: int) -> None:
-    report.decode(list(table["path"]) + list(table["mask_path"].dropna()), workers)
+def _split_counts(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    return {"images by split × class": class_counts(table, "split")}
 
 
 def _is_image(entry: os.DirEntry) -> bool:
