@@ -52,6 +52,12 @@ def test_last_notebook_of_each_chapter_runs_alone(tmp_path):
                                                          "32_lymphocytosis_backbones"]
     assert all(record["status"] == "ok" for record in ran_first)
 
+    # Report 3's pretraining notebook needs notebook 20's tables: it runs it first into its own run.
+    wbc_run, pretraining = run_alone("21_wbc_unet_pretraining", tmp_path, env)
+    assert [r["name"] for r in json.loads((wbc_run / "manifest.json").read_text())["notebooks"]] == ["20_wbc_unet_data"]
+    assert set(pretraining["accuracy"]) == {"CE only", "CE + pRCC", "CE + Dice", "CE + pRCC + Dice"}
+    assert all(0.0 <= value <= 1.0 for value in pretraining["accuracy"].values())
+
     cnmc_run, results = run_alone("09_cnmc_results", tmp_path, env)
     assert results["final_table"] and all(finite(row["weighted F1"]) for row in results["final_table"])
     assert all(finite(row["weighted F1, subject-level split"]) for row in results["split_comparison"])
