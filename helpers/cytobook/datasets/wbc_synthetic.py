@@ -43,8 +43,9 @@ from .wbc_drawing import SmearStyle, render_kidney_tile, render_tissue_patch, re
 __all__ = ["GENERATOR_VERSION", "ROOT_NAMES", "generate_pbc", "generate_raabin", "generate_wbc_course",
            "generate_zheng", "nested_counts"]
 
-#: Bump whenever the generated images or a layout change: it is part of the cache key.
-GENERATOR_VERSION = 2
+#: Bump whenever the generated images, a layout or a profile's sizes change: it is part of the cache key
+#: (a cached copy of other sizes is refused, not silently reused).
+GENERATOR_VERSION = 3
 #: The top folder each generator writes (the course copy has none of its own: the folder holding WBC_100/).
 ROOT_NAMES = {"wbc": "wbc_course", "raabin": "Raabin-WBC", "pbc": "PBC_dataset_normal_DIB", "zheng": "segmentation_WBC"}
 JPEG_QUALITY = 95
