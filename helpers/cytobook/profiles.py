@@ -302,6 +302,12 @@ class Profile:
         """Epochs of ``arch``'s stand-in base: ``stand_in_epochs_by_arch[arch]`` where set, else ``stand_in_epochs``."""
         return self.stand_in_epochs_by_arch.get(arch, self.stand_in_epochs)
 
+    def transfer_settings(self, arch: str, size: int) -> str:
+        """One line of the settings a transfer notebook trains ``arch`` with, at input side ``size``."""
+        return (f"input {size} px (prepared at {self.image_size} px), batch {self.batch_size}, feature extraction up to "
+                f"{self.epochs} epochs, fine-tuning up to {self.fine_tune_epochs}, patience {self.patience}; "
+                f"without ImageNet weights, a stand-in base trains {self.stand_in_epochs_for(arch)} epochs first")
+
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(

@@ -70,11 +70,11 @@ def generate_wbc_course(dest: str | Path, spec: WbcSpec, seed: int = 0) -> Path:
     final = _start(dest, "wbc", spec, seed)
     order = np.random.default_rng([seed, _STREAMS["order"]])
     counts = nested_counts(spec.train_per_class)
+    every = max(1, round(1 / spec.mask_share)) if spec.mask_share > 0 else None
     with atomic_directory(final) as root:
         for label, cls in enumerate(WBC_CLASSES):
             # One shuffled order per class: WBC_n holds its first counts[n] images, every tenth has a mask.
             ranks = order.permutation(spec.train_per_class)
-            every = max(1, round(1 / spec.mask_share)) if spec.mask_share > 0 else None
             for index in range(spec.train_per_class):
                 rank = int(ranks[index])
                 image, labels = _cell(seed, "wbc_train", label, index, spec.image_size)
