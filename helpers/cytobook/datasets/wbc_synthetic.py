@@ -45,7 +45,7 @@ __all__ = ["GENERATOR_VERSION", "ROOT_NAMES", "generate_pbc", "generate_raabin",
 
 #: Bump whenever the generated images, a layout or a profile's sizes change: it is part of the cache key
 #: (a cached copy of other sizes is refused, not silently reused).
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 #: The top folder each generator writes (the course copy has none of its own: the folder holding WBC_100/).
 ROOT_NAMES = {"wbc": "wbc_course", "raabin": "Raabin-WBC", "pbc": "PBC_dataset_normal_DIB", "zheng": "segmentation_WBC"}
 JPEG_QUALITY = 95

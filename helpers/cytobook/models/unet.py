@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import keras
 import numpy as np
 import pandas as pd
@@ -227,12 +228,16 @@ class MultitaskBatches(keras.utils.PyDataset):
         table's and the crop centred.
     seed
         Seeds the order and the augmentation: the same seed gives the same batches epoch by epoch.
+    side
+        If given, every image (and its mask) is first resized to ``side`` ×
+        ``side``: cells of another data set then fill as much of the crop as
+        the training cells did (the notebooks pass the course copy's image side).
     **kwargs
         ``workers`` and ``use_multiprocessing`` of :class:`keras.utils.PyDataset`.
     """
 
     def __init__(self, table: pd.DataFrame, size: int, n_classes: int, batch_size: int, *, augment: bool,
-                 seed: int = 0, **kwargs):
+                 seed: int = 0, side: int | None = None, **kwargs):
         super().__init__(**kwargs)
         missing = [column for column in ("path", "mask_path", "label") if column not in table.columns]
         if missing:
@@ -243,7 +248,7 @@ class MultitaskBatches(keras.utils.PyDataset):
         self.mask_paths = [None if pd.isna(path) else str(path) for path in table["mask_path"]]
         self.labels = table["label"].astype("Int64")
         self.size, self.n_classes, self.batch_size = size, n_classes, batch_size
-        self.augment, self.seed, self.epoch = augment, seed, 0
+        self.augment, self.seed, self.epoch, self.side = augment, seed, 0, side
         self.order = self._order()
 
     def _order(self) -> np.ndarray:
@@ -260,8 +265,13 @@ class MultitaskBatches(keras.utils.PyDataset):
         images, masks, has_mask = [], [], []
         for row in rows:
             mask_path = self.mask_paths[row]
+            image = read_image(self.paths[row])
             mask = None if mask_path is None else read_binary_mask(mask_path)
-            image, mask = crop_and_flip(read_image(self.paths[row]), mask, self.size, rng)
+            if self.side is not None:
+                image = cv2.resize(image, (self.side, self.side), interpolation=cv2.INTER_AREA)
+                mask = None if mask is None else cv2.resize(mask.astype(np.uint8), (self.side, self.side),
+                                                            interpolation=cv2.INTER_NEAREST).astype(bool)
+            image, mask = crop_and_flip(image, mask, self.size, rng)
             images.append(image)
             masks.append(np.zeros((self.size, self.size), bool) if mask is None else mask)
             has_mask.append(mask is not None)
@@ -306,32 +316,35 @@ def transfer_weights(source: keras.Model, target: keras.Model) -> list[str]:
 
 
 def train_multitask(model: MultitaskUNet, train: pd.DataFrame, val: pd.DataFrame | None, spec, *, n_classes: int,
-                    seed: int, epochs: int | None = None, verbose: int = 2) -> dict[str, list[float]]:
+                    seed: int, epochs: int | None = None, side: int | None = None, verbose: int = 2
+                    ) -> dict[str, list[float]]:
     """Fit ``model`` on a table of images (:class:`MultitaskBatches`) with the report's optimiser and schedule.
 
     Adam at ``spec.learning_rate`` with gradient clipping (``spec.clipnorm``),
     the step schedule of :func:`step_schedule`, ``spec.epochs`` (or
     ``epochs``) epochs, no early stopping (the report trains its 32 epochs).
     ``val`` (optional) is scored after each epoch with centred crops.
+    ``side`` resizes every image first (see :class:`MultitaskBatches`).
     Returns the history: ``loss``, ``reconstruction``, ``cross_entropy``,
     ``dice`` and their ``val_`` twins, and ``learning_rate``.
     """
     keras.utils.set_random_seed(seed)
     model.compile(optimizer=keras.optimizers.Adam(spec.learning_rate, clipnorm=spec.clipnorm))
-    batches = MultitaskBatches(train, spec.image_size, n_classes, spec.batch_size, augment=True, seed=seed)
+    batches = MultitaskBatches(train, spec.image_size, n_classes, spec.batch_size, augment=True, seed=seed, side=side)
     validation = None if val is None else MultitaskBatches(val, spec.image_size, n_classes, spec.batch_size,
-                                                           augment=False)
+                                                           augment=False, side=side)
     result = model.fit(batches, validation_data=validation, epochs=epochs or spec.epochs, verbose=verbose,
                        callbacks=[step_schedule(spec.learning_rate, spec.step_size, spec.gamma)])
     return {key: [float(v) for v in values] for key, values in result.history.items()}
 
 
-def predict_multitask(model: MultitaskUNet, table: pd.DataFrame, spec, *, n_classes: int
+def predict_multitask(model: MultitaskUNet, table: pd.DataFrame, spec, *, n_classes: int, side: int | None = None
                       ) -> dict[str, np.ndarray]:
     """Centre-crop predictions of every row: ``probabilities`` ``(n, C)``, ``embeddings`` ``(n, 512)``,
-    and ``masks`` ``(n, H, W)``, the predicted map of each row's predicted class (sigmoid > 0.5)."""
+    and ``masks`` ``(n, H, W)``, the predicted map of each row's predicted class (sigmoid > 0.5).
+    ``side`` resizes every image first (see :class:`MultitaskBatches`)."""
     batches = MultitaskBatches(table.assign(mask_path=None), spec.image_size, n_classes, spec.batch_size,
-                               augment=False)
+                               augment=False, side=side)
     embedder = keras.Model(model.input, [model.get_layer("embedding").output, *model.outputs[1:]])
     probabilities, embeddings, masks = [], [], []
     for index in range(len(batches)):
