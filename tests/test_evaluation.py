@@ -256,3 +256,12 @@ def test_per_class_table_matches_sklearn_and_sets_published_values_beside():
     assert list(table["support"]) == [*support, support.sum()]
     assert table.loc["HEM", "published precision"] == 0.80 and table.loc["ALL", "published support"] == 1219
     assert table.loc["weighted average", "published F1"] == 0.84 and np.isnan(table.loc["ALL", "published F1"])
+
+
+def test_claims_table_tests_each_claim_on_each_set_of_results():
+    from cytobook.evaluation import claims_table
+
+    claims = {"a beats b": lambda scores: scores["a"] > scores["b"], "c is best": lambda s: s["c"] == max(s.values())}
+    table = claims_table(claims, {"published": {"a": 0.9, "b": 0.8, "c": 0.95}, "this run": {"a": 0.7, "b": 0.8, "c": 0.9}})
+    assert table.to_dict() == {"published": {"a beats b": True, "c is best": True},
+                               "this run": {"a beats b": False, "c is best": True}}

@@ -52,11 +52,21 @@ def test_last_notebook_of_each_chapter_runs_alone(tmp_path):
                                                          "32_lymphocytosis_backbones"]
     assert all(record["status"] == "ok" for record in ran_first)
 
-    # Report 3's pretraining notebook needs notebook 20's tables: it runs it first into its own run.
-    wbc_run, pretraining = run_alone("21_wbc_unet_pretraining", tmp_path, env)
-    assert [r["name"] for r in json.loads((wbc_run / "manifest.json").read_text())["notebooks"]] == ["20_wbc_unet_data"]
+    # Report 3's real-cell notebook needs notebooks 20-22 (tables, pretrained and white-cell models): it runs them first.
+    wbc_run, real_cells = run_alone("23_wbc_unet_real_cells", tmp_path, env)
+    assert [r["name"] for r in json.loads((wbc_run / "manifest.json").read_text())["notebooks"]] == [
+        "20_wbc_unet_data", "21_wbc_unet_pretraining", "22_wbc_unet_fractions"]
+    pretraining = json.loads((wbc_run / "metrics" / "21_wbc_unet_pretraining.json").read_text())
     assert set(pretraining["accuracy"]) == {"CE only", "CE + pRCC", "CE + Dice", "CE + pRCC + Dice"}
-    assert all(0.0 <= value <= 1.0 for value in pretraining["accuracy"].values())
+    fractions = json.loads((wbc_run / "metrics" / "22_wbc_unet_fractions.json").read_text())
+    assert set(fractions["accuracy"]) == {f"WBC_{n}, {p} pretrain, {m} mask" for n in (1, 10, 50, 100)
+                                          for p in ("w/o", "with") for m in ("w/o", "with")}
+    assert all(0.0 <= value <= 1.0 for value in [*pretraining["accuracy"].values(), *fractions["accuracy"].values()])
+    if os.environ.get("CYTOBOOK_REAL_DATA"):
+        assert set(real_cells["accuracy"]) == {"PBC held out", "Zheng Dataset 1", "Zheng Dataset 2"}
+        assert all(0.0 <= value <= 1.0 for value in [*real_cells["accuracy"].values(), *real_cells["dice"].values()])
+    else:
+        assert "skipped" in real_cells
 
     cnmc_run, results = run_alone("09_cnmc_results", tmp_path, env)
     assert results["final_table"] and all(finite(row["weighted F1"]) for row in results["final_table"])

@@ -153,3 +153,62 @@ def test_train_and_predict_on_tables(tmp_path):
     predicted = predict_multitask(model, cells[cells["split"] == "val"], spec, n_classes=5)
     assert predicted["probabilities"].shape == (10, 5) and predicted["embeddings"].shape == (10, 8)
     assert predicted["masks"].shape == (10, 32, 32) and predicted["masks"].dtype == bool
+
+
+def image_table(tmp_path, sides=(40, 64), masks=True):
+    """One white square on black per side, the mask its own square: a table as the loaders return."""
+    import cv2
+    import pandas as pd
+
+    rows = []
+    for index, side in enumerate(sides):
+        image = np.zeros((side, side, 3), np.uint8)
+        image[side // 4: 3 * side // 4, side // 4: 3 * side // 4] = 255
+        cv2.imwrite(str(tmp_path / f"{index}.png"), image)
+        cv2.imwrite(str(tmp_path / f"{index}_mask.png"), image[..., 0])
+        rows.append({"path": str(tmp_path / f"{index}.png"), "mask_path": str(tmp_path / f"{index}_mask.png") if masks
+                     else None, "label": index % 5})
+    return pd.DataFrame(rows)
+
+
+def test_side_resizes_every_image_and_mask_before_the_crop(tmp_path):
+    from cytobook.models.unet import MultitaskBatches
+
+    table = image_table(tmp_path, sides=(40, 64))
+    resized = MultitaskBatches(table, 32, 5, 2, augment=False, side=48)
+    for row in range(2):
+        image, mask = resized.image_and_mask(row)
+        assert image.shape == (32, 32, 3) and mask.shape == (32, 32)
+        # the 48-px square's centre half is 24 px: cropped to 32, it keeps 24 px of white per side, as the mask
+        assert (image[..., 0] > 127).sum(axis=0).max() == 24 and mask.sum(axis=0).max() == 24
+    native = MultitaskBatches(table, 32, 5, 2, augment=False)
+    assert native.image_and_mask(0)[1].sum(axis=0).max() == 20 and native.image_and_mask(1)[1].sum(axis=0).max() == 32
+
+
+def test_a_fixed_number_of_batches_per_epoch_repeats_or_samples_the_images(tmp_path):
+    from cytobook.models.unet import MultitaskBatches
+
+    table = image_table(tmp_path, sides=(40, 40, 40))
+    few = MultitaskBatches(table, 32, 5, 4, augment=True, batches_per_epoch=5)
+    assert len(few) == 5 and len(few.order) == 20 and sorted(np.bincount(few.order)) == [6, 7, 7]
+    few.on_epoch_end()
+    assert len(few) == 5
+    many = MultitaskBatches(table, 32, 5, 1, augment=True, batches_per_epoch=2)
+    assert len(many) == 2 and len(set(many.order)) == 2
+    assert len(MultitaskBatches(table, 32, 5, 4, augment=False, batches_per_epoch=5)) == 1  # not when predicting
+
+
+def test_mask_dice_scores_each_prediction_against_its_own_mask(tmp_path):
+    from cytobook.models.unet import MultitaskBatches, mask_dice
+    from cytobook.profiles import UnetSpec
+
+    table = image_table(tmp_path, sides=(32, 32))
+    spec = UnetSpec(image_size=32)
+    truth = MultitaskBatches(table, 32, 5, 1, augment=False).image_and_mask(0)[1]
+    half = truth.copy()
+    half[:, :16] = False  # keeps half of the cell
+    assert mask_dice(np.stack([truth, half]), table, spec) == pytest.approx([1.0, 2 * 128 / (128 + 256)])
+    with pytest.raises(ValueError, match="1.png"):
+        mask_dice(np.stack([truth, truth]), table.assign(mask_path=[table["mask_path"][0], None]), spec)
+    with pytest.raises(ValueError, match="1 predicted masks for 2 rows"):
+        mask_dice(truth[None], table, spec)

@@ -167,3 +167,13 @@ def test_real_zheng_cells_and_expert_masks(real_data):
     labels = wbc.read_zheng_mask(table["mask_path"].iloc[0])
     image = np.asarray(Image.open(table["path"].iloc[0]).convert("L"), dtype=float)
     assert image[labels == 2].mean() < image[labels == 0].mean()  # the expert's nucleus is the darkest part
+
+
+def test_real_data_folders_come_from_the_parameter_or_the_environment(tmp_path, monkeypatch):
+    monkeypatch.delenv(wbc.REAL_DATA_ENV, raising=False)
+    assert wbc.real_data_folders() == {}
+    (tmp_path / "pbc").mkdir()
+    assert wbc.real_data_folders(tmp_path) == {"pbc": tmp_path / "pbc"}
+    (tmp_path / "wbc_seg_zheng2018").mkdir()
+    monkeypatch.setenv(wbc.REAL_DATA_ENV, str(tmp_path))
+    assert wbc.real_data_folders() == {"pbc": tmp_path / "pbc", "zheng": tmp_path / "wbc_seg_zheng2018"}

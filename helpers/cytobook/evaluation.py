@@ -17,7 +17,7 @@ unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import matplotlib.pyplot as plt
@@ -293,6 +293,27 @@ def per_class_table(report: Mapping[str, Any], published: Mapping[str, float] | 
             keys = [f"{column} {name}" for name in names] + [f"weighted {column}"]
             table[f"published {column}"] = [published.get(key, np.nan) for key in keys]
     return table.round(4)
+
+
+def claims_table(claims: Mapping[str, Callable[[Mapping[str, float]], bool]],
+                 results: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:
+    """Whether each of a report's claims holds in each set of results.
+
+    Parameters
+    ----------
+    claims
+        Each claim, in words, with a test of one set of results (scores by
+        model name) that says whether it holds.
+    results
+        Sets of scores by model name, e.g. ``{"published": ..., "this run": ...}``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per claim, one boolean column per set of results.
+    """
+    return pd.DataFrame({column: {claim: bool(holds(scores)) for claim, holds in claims.items()}
+                         for column, scores in results.items()}).rename_axis("claim")
 
 
 # ---------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Figures shared by the notebooks: image galleries, step-by-step panels, count charts."""
+"""Figures shared by the notebooks: image galleries, step-by-step panels, count charts, embedding maps."""
 
 from __future__ import annotations
 
@@ -69,3 +69,22 @@ def outlined(image: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int] =
     out = np.ascontiguousarray(image.copy())
     cv2.drawContours(out, contours, -1, colour, thickness)
     return out
+
+
+def embedding_map(embeddings: np.ndarray, class_names: Sequence[str], title: str, seed: int = 0) -> plt.Figure:
+    """t-SNE (van der Maaten and Hinton, 2008) of embeddings to two dimensions, one colour per class.
+
+    ``class_names`` holds each row's class. The perplexity is scikit-learn's
+    30, lowered for small sets (it must stay below the number of rows).
+    """
+    from sklearn.manifold import TSNE  # imported here: slow to import, used by one figure
+
+    perplexity = min(30.0, (len(embeddings) - 1) / 3)
+    points = TSNE(perplexity=perplexity, init="pca", random_state=seed).fit_transform(np.asarray(embeddings))
+    fig, ax = plt.subplots(figsize=(5.6, 4.4))
+    sns.scatterplot(x=points[:, 0], y=points[:, 1], hue=list(class_names), hue_order=sorted(set(class_names)),
+                    s=16, ax=ax)
+    ax.set(title=title, xlabel="t-SNE 1", ylabel="t-SNE 2", xticks=[], yticks=[])
+    ax.legend(title="class", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    return fig

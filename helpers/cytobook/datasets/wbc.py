@@ -67,6 +67,25 @@ DATASET_NAMES = {
 }
 
 
+#: Environment variable naming the folder of real samples (``pbc/``, ``wbc_seg_zheng2018/``, ...).
+REAL_DATA_ENV = "CYTOBOOK_REAL_DATA"
+#: Folders of the real white-cell sets inside that folder.
+REAL_FOLDERS: dict[str, str] = {"pbc": "pbc", "zheng": "wbc_seg_zheng2018"}
+
+
+def real_data_folders(real_data: str | os.PathLike | None = None) -> dict[str, Path]:
+    """The real white-cell sets that are present: ``{"pbc": path, "zheng": path}`` or fewer.
+
+    They are looked for in ``real_data``, else in ``$CYTOBOOK_REAL_DATA``; a
+    set whose folder is absent is left out (none at all when neither is set).
+    """
+    root = real_data or os.environ.get(REAL_DATA_ENV)
+    if not root:
+        return {}
+    folders = {name: Path(root) / folder for name, folder in REAL_FOLDERS.items()}
+    return {name: folder for name, folder in folders.items() if folder.is_dir()}
+
+
 class WbcLayoutError(ValueError):
     """A copy that does not follow its layout; the message starts with the offending path."""
 

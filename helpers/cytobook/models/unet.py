@@ -43,7 +43,7 @@ from ..augment import crop_and_flip
 from ..datasets.wbc import read_binary_mask
 from ..io import read_image
 
-__all__ = ["MultitaskBatches", "MultitaskUNet", "generalised_dice_loss", "mask_targets", "multitask_unet",
+__all__ = ["MultitaskBatches", "MultitaskUNet", "generalised_dice_loss", "mask_dice", "mask_targets", "multitask_unet",
            "predict_multitask", "step_schedule", "train_multitask", "transfer_weights", "unet_from_spec"]
 
 #: Output names, in the model's output order.
@@ -232,12 +232,18 @@ class MultitaskBatches(keras.utils.PyDataset):
         If given, every image (and its mask) is first resized to ``side`` ×
         ``side``: cells of another data set then fill as much of the crop as
         the training cells did (the notebooks pass the course copy's image side).
+    batches_per_epoch
+        Training only: if given, every epoch is this many batches, drawn from
+        the table shuffled anew and repeated as often as needed (a few images
+        are seen many times, many images not all each epoch), so that models
+        trained on fractions of different sizes take the same number of steps
+        (``UnetSpec.fraction_batches_per_epoch``).
     **kwargs
         ``workers`` and ``use_multiprocessing`` of :class:`keras.utils.PyDataset`.
     """
 
     def __init__(self, table: pd.DataFrame, size: int, n_classes: int, batch_size: int, *, augment: bool,
-                 seed: int = 0, side: int | None = None, **kwargs):
+                 seed: int = 0, side: int | None = None, batches_per_epoch: int | None = None, **kwargs):
         super().__init__(**kwargs)
         missing = [column for column in ("path", "mask_path", "label") if column not in table.columns]
         if missing:
@@ -249,29 +255,25 @@ class MultitaskBatches(keras.utils.PyDataset):
         self.labels = table["label"].astype("Int64")
         self.size, self.n_classes, self.batch_size = size, n_classes, batch_size
         self.augment, self.seed, self.epoch, self.side = augment, seed, 0, side
+        self.draws = batches_per_epoch * batch_size if augment and batches_per_epoch else len(self.paths)
         self.order = self._order()
 
     def _order(self) -> np.ndarray:
         if not self.augment:
             return np.arange(len(self.paths))
-        return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.paths))
+        rng = np.random.default_rng([self.seed, self.epoch])
+        shuffles = math.ceil(self.draws / len(self.paths))
+        return np.concatenate([rng.permutation(len(self.paths)) for _ in range(shuffles)])[:self.draws]
 
     def __len__(self) -> int:
-        return math.ceil(len(self.paths) / self.batch_size)
+        return math.ceil(len(self.order) / self.batch_size)
 
     def __getitem__(self, index: int):
         rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
         rng = np.random.default_rng([self.seed, self.epoch, index, 1]) if self.augment else None
         images, masks, has_mask = [], [], []
         for row in rows:
-            mask_path = self.mask_paths[row]
-            image = read_image(self.paths[row])
-            mask = None if mask_path is None else read_binary_mask(mask_path)
-            if self.side is not None:
-                image = cv2.resize(image, (self.side, self.side), interpolation=cv2.INTER_AREA)
-                mask = None if mask is None else cv2.resize(mask.astype(np.uint8), (self.side, self.side),
-                                                            interpolation=cv2.INTER_NEAREST).astype(bool)
-            image, mask = crop_and_flip(image, mask, self.size, rng)
+            image, mask = self.image_and_mask(row, rng)
             images.append(image)
             masks.append(np.zeros((self.size, self.size), bool) if mask is None else mask)
             has_mask.append(mask is not None)
@@ -283,6 +285,18 @@ class MultitaskBatches(keras.utils.PyDataset):
             "has_label": labels.notna().to_numpy(dtype="float32"),
             "has_mask": np.asarray(has_mask, dtype="float32"),
         }
+
+    def image_and_mask(self, row: int, rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Row ``row``'s image and mask (None without one) as the model sees them: resized to ``side`` if
+        given, then cropped (and flipped with ``rng``; centred without)."""
+        mask_path = self.mask_paths[row]
+        image = read_image(self.paths[row])
+        mask = None if mask_path is None else read_binary_mask(mask_path)
+        if self.side is not None:
+            image = cv2.resize(image, (self.side, self.side), interpolation=cv2.INTER_AREA)
+            mask = None if mask is None else cv2.resize(mask.astype(np.uint8), (self.side, self.side),
+                                                        interpolation=cv2.INTER_NEAREST).astype(bool)
+        return crop_and_flip(image, mask, self.size, rng)
 
     def on_epoch_end(self) -> None:
         self.epoch += 1
@@ -316,21 +330,23 @@ def transfer_weights(source: keras.Model, target: keras.Model) -> list[str]:
 
 
 def train_multitask(model: MultitaskUNet, train: pd.DataFrame, val: pd.DataFrame | None, spec, *, n_classes: int,
-                    seed: int, epochs: int | None = None, side: int | None = None, verbose: int = 2
-                    ) -> dict[str, list[float]]:
+                    seed: int, epochs: int | None = None, side: int | None = None,
+                    batches_per_epoch: int | None = None, verbose: int = 2) -> dict[str, list[float]]:
     """Fit ``model`` on a table of images (:class:`MultitaskBatches`) with the report's optimiser and schedule.
 
     Adam at ``spec.learning_rate`` with gradient clipping (``spec.clipnorm``),
     the step schedule of :func:`step_schedule`, ``spec.epochs`` (or
     ``epochs``) epochs, no early stopping (the report trains its 32 epochs).
     ``val`` (optional) is scored after each epoch with centred crops.
-    ``side`` resizes every image first (see :class:`MultitaskBatches`).
+    ``side`` resizes every image first and ``batches_per_epoch`` fixes the
+    length of an epoch (see :class:`MultitaskBatches`).
     Returns the history: ``loss``, ``reconstruction``, ``cross_entropy``,
     ``dice`` and their ``val_`` twins, and ``learning_rate``.
     """
     keras.utils.set_random_seed(seed)
     model.compile(optimizer=keras.optimizers.Adam(spec.learning_rate, clipnorm=spec.clipnorm))
-    batches = MultitaskBatches(train, spec.image_size, n_classes, spec.batch_size, augment=True, seed=seed, side=side)
+    batches = MultitaskBatches(train, spec.image_size, n_classes, spec.batch_size, augment=True, seed=seed, side=side,
+                               batches_per_epoch=batches_per_epoch)
     validation = None if val is None else MultitaskBatches(val, spec.image_size, n_classes, spec.batch_size,
                                                            augment=False, side=side)
     result = model.fit(batches, validation_data=validation, epochs=epochs or spec.epochs, verbose=verbose,
@@ -338,12 +354,12 @@ def train_multitask(model: MultitaskUNet, train: pd.DataFrame, val: pd.DataFrame
     return {key: [float(v) for v in values] for key, values in result.history.items()}
 
 
-def predict_multitask(model: MultitaskUNet, table: pd.DataFrame, spec, *, n_classes: int, side: int | None = None
-                      ) -> dict[str, np.ndarray]:
+def predict_multitask(model: MultitaskUNet, table: pd.DataFrame, spec, *, n_classes: int, side: int | None = None,
+                      batch_size: int = 32) -> dict[str, np.ndarray]:
     """Centre-crop predictions of every row: ``probabilities`` ``(n, C)``, ``embeddings`` ``(n, 512)``,
     and ``masks`` ``(n, H, W)``, the predicted map of each row's predicted class (sigmoid > 0.5).
     ``side`` resizes every image first (see :class:`MultitaskBatches`)."""
-    batches = MultitaskBatches(table.assign(mask_path=None), spec.image_size, n_classes, spec.batch_size,
+    batches = MultitaskBatches(table.assign(mask_path=None), spec.image_size, n_classes, batch_size,
                                augment=False, side=side)
     embedder = keras.Model(model.input, [model.get_layer("embedding").output, *model.outputs[1:]])
     probabilities, embeddings, masks = [], [], []
@@ -355,3 +371,29 @@ def predict_multitask(model: MultitaskUNet, table: pd.DataFrame, spec, *, n_clas
         masks.append(maps[np.arange(len(maps)), ..., chosen] > 0.5)
     return {"probabilities": np.concatenate(probabilities), "embeddings": np.concatenate(embeddings),
             "masks": np.concatenate(masks)}
+
+
+def mask_dice(predicted: np.ndarray, table: pd.DataFrame, spec, *, side: int | None = None) -> np.ndarray:
+    """Dice of each predicted mask (``predict_multitask(...)["masks"]``) against the row's own mask.
+
+    The row's mask is read, resized and centre-cropped as the model saw the
+    image (:meth:`MultitaskBatches.image_and_mask`); a Zheng mask counts
+    nucleus and cytoplasm together as the cell. Two empty masks score 1.
+
+    Raises
+    ------
+    ValueError
+        If a row has no mask (its ``path`` is named), or the counts differ.
+    """
+    missing = table.loc[table["mask_path"].isna(), "path"].tolist()
+    if missing:
+        raise ValueError(f"{len(missing)} rows have no mask to score against, e.g. {missing[0]}")
+    if len(predicted) != len(table):
+        raise ValueError(f"{len(predicted)} predicted masks for {len(table)} rows")
+    batches = MultitaskBatches(table, spec.image_size, 1, 1, augment=False, side=side)
+    scores = []
+    for row, guess in enumerate(predicted):
+        truth = batches.image_and_mask(row)[1]
+        total = guess.sum() + truth.sum()
+        scores.append(1.0 if total == 0 else 2.0 * np.logical_and(guess, truth).sum() / total)
+    return np.asarray(scores)
