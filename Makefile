@@ -21,8 +21,10 @@ env: $(STAMP)
 
 # Run the whole suite on generated data with the demo profile, then build the book of that run.
 # ImageNet weight files are read in place when Keras's cache lacks them from the offline copy beside
-# the checkout, where there is one (see README, "ImageNet weights").
+# the checkout, where there is one (see README, "ImageNet weights"); the real cells of report 3's last notebook
+# likewise from ../shared/data.
 book: export CYTOBOOK_WEIGHTS_DIR ?= $(abspath $(wildcard ../shared/keras_models))
+book: export CYTOBOOK_REAL_DATA ?= $(abspath $(wildcard ../shared/data))
 book: $(STAMP)
 	run_dir=$$($(BIN)/cytobook run --profile demo | tee /dev/stderr | tail -n 1); \
 	$(BIN)/cytobook book "$$run_dir"
