@@ -212,3 +212,20 @@ def test_mask_dice_scores_each_prediction_against_its_own_mask(tmp_path):
         mask_dice(np.stack([truth, truth]), table.assign(mask_path=[table["mask_path"][0], None]), spec)
     with pytest.raises(ValueError, match="1 predicted masks for 2 rows"):
         mask_dice(truth[None], table, spec)
+
+
+def test_training_again_from_the_same_start_equals_a_new_model(tmp_path):
+    from cytobook.models.unet import train_multitask, unet_from_spec
+    from cytobook.profiles import UnetSpec
+
+    table = image_table(tmp_path, sides=(40, 40, 40, 40))
+    spec = UnetSpec(image_size=32, width=4, depth=2, embedding=8, epochs=2, step_size=1, batch_size=2)
+    fresh = unet_from_spec(spec, 5, seed=0)
+    start = fresh.get_weights()
+    train_multitask(fresh, table, None, spec, n_classes=5, seed=0, verbose=0)
+    reused = unet_from_spec(spec, 5, seed=1)
+    train_multitask(reused, table.iloc[:2], None, spec, n_classes=5, seed=3, verbose=0)
+    reused.set_weights(start)
+    train_multitask(reused, table, None, spec, n_classes=5, seed=0, verbose=0)  # the optimiser restarts too
+    for trained, retrained in zip(fresh.get_weights(), reused.get_weights()):
+        np.testing.assert_allclose(trained, retrained, atol=1e-6)

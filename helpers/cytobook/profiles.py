@@ -397,8 +397,9 @@ PROFILES: dict[str, Profile] = {
         # depth 3, 8 epochs: at batch 16 and Adam 1e-3 falling after 3 epochs, 36 pRCC tiles gave 24 steps and a
         # reconstruction worse than each tile's mean colour (held-out MSE 0.108 against 0.039); 108 tiles at batch
         # 8 and 3e-3 falling after 6 reached 0.021, and CAMELYON16 test accuracy 0.89 (0.85 before), ~25 s a variant.
-        # Table 2's models take 10 batches an epoch whatever the fraction: 80 steps, ~11 s a model. With one pass
-        # an epoch, WBC_1 (one image a class) took 8 steps, and its scratch models predicted 2-4 classes.
+        # Table 2's models take 10 batches an epoch whatever the fraction: 80 steps, ~7 s a model (plus ~4 s to build
+        # each loss's training step once). With one pass an epoch, WBC_1 (one image a class) took 8 steps, and its
+        # scratch models predicted 2-4 classes; with 6 batches an epoch, some predicted four classes of five.
         unet=UnetSpec(image_size=80, width=8, depth=3, embedding=64, epochs=8, step_size=6, batch_size=8,
                       learning_rate=3e-3, fraction_batches_per_epoch=10),
     ),

@@ -340,11 +340,20 @@ def train_multitask(model: MultitaskUNet, train: pd.DataFrame, val: pd.DataFrame
     ``val`` (optional) is scored after each epoch with centred crops.
     ``side`` resizes every image first and ``batches_per_epoch`` fixes the
     length of an epoch (see :class:`MultitaskBatches`).
+    A model trained here before with the same clipping keeps its compiled
+    training step (building it costs seconds a model on a CPU): its
+    optimiser's state is reset instead, so that setting the model's weights
+    back and training again equals training a new model from those weights.
     Returns the history: ``loss``, ``reconstruction``, ``cross_entropy``,
     ``dice`` and their ``val_`` twins, and ``learning_rate``.
     """
     keras.utils.set_random_seed(seed)
-    model.compile(optimizer=keras.optimizers.Adam(spec.learning_rate, clipnorm=spec.clipnorm))
+    optimizer = getattr(model, "optimizer", None)
+    if model.compiled and isinstance(optimizer, keras.optimizers.Adam) and optimizer.clipnorm == spec.clipnorm:
+        for variable in optimizer.variables:
+            variable.assign(keras.ops.zeros_like(variable))
+    else:
+        model.compile(optimizer=keras.optimizers.Adam(spec.learning_rate, clipnorm=spec.clipnorm))
     batches = MultitaskBatches(train, spec.image_size, n_classes, spec.batch_size, augment=True, seed=seed, side=side,
                                batches_per_epoch=batches_per_epoch)
     validation = None if val is None else MultitaskBatches(val, spec.image_size, n_classes, spec.batch_size,
