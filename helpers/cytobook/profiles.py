@@ -390,7 +390,7 @@ PROFILES: dict[str, Profile] = {
         mil=MilSpec(image_size=64, epochs=40, bags_per_step=8, learning_rate=3e-3, max_instances=20,
                     encoder_width=16, encoder_image_size=32, encoder_instances=4, encoder_epochs=4,
                     vit=(96, 4, 4), lora_rank=4, backbone="mobilenet_v2"),
-        # WBC_100 of 300 images makes WBC_1 one image per class, WBC_10 six: 16 models of Table 2 in ~2 min.
+        # WBC_100 of 300 images makes WBC_1 one image per class, WBC_10 six.
         wbc=WbcSpec(image_size=112, train_per_class=60, val_per_class=40, cam16_size=96, cam16_images=(160, 40, 80),
                     prcc_size=256, prcc_tiles=120),
         # 80 px crops of the 112 px cells keep the report's crop-to-image ratio (384 of 575). A UNet of width 8 and
