@@ -59,6 +59,17 @@ I3A_CSV_COLUMNS: tuple[str, str] = ("Image ID", "Image class")
 #: ignoring case).
 MIVIA_CLASSES: tuple[str, ...] = ("homogeneous", "fine_speckled", "coarse_speckled", "nucleolar", "centromere",
                                   "cytoplasmatic")
+#: The report's 47 "HEP Annot" classes, as its Figure 23 numbers them (0-46); some are composite.
+HEP_ANNOT_CLASSES: tuple[str, ...] = (
+    "Centromere", "Controle Neg", "Cyto APL", "Cyto Fibreux", "Cyto Golgi", "Cyto Ponctue GW", "Cyto Ponctue Jo1",
+    "Cyto Ponctue Somes", "Cyto atypique HMCOAR", "Cyto atypique MDA5", "Cyto filamenteux Vimentine",
+    "Cyto filamenteux actine", "Cyto granuleux", "CytoD EJ", "CytoD PL12", "CytoD PL7", "CytoD SRP RiboP", "DFS70",
+    "Dot p80", "Dot sp100", "Homogene", "KI67", "MCA perichromine", "MSA2", "MSA3", "Mou CytoD PL7", "Mouchete SSA",
+    "NUMA1", "NUMA2", "atypique OPT", "atypique pleomorphe heterogene", "centromere cytoD", "centrosome", "kinesine",
+    "kinesine midbody", "mouchete M0", "mouchete NXP2", "mouchete RNApol", "mouchete SAE1", "mouchete TIF1",
+    "mouchete dot RNP", "mouchete fin", "nucleole RNA pol", "nucleole ThTo", "nucleole fibrillarine", "pleomorphe PCNA",
+    "vinculine",
+)
 #: MIVIA's fluorescence intensity levels of a well.
 MIVIA_INTENSITIES: tuple[str, ...] = ("positive", "intermediate")
 #: MIVIA's parts: ``(split, images folder, CSV of intensity and size, CSV of the pattern)``; training is required.
