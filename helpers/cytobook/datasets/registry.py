@@ -17,7 +17,7 @@ from typing import Any
 
 from ..io import cache_dir, cached_generation, spec_record
 from ..profiles import Profile
-from . import cnmc, cnmc_synthetic, dlmi, dlmi_synthetic, wbc, wbc_synthetic
+from . import cnmc, cnmc_synthetic, dlmi, dlmi_synthetic, hep2, hep2_synthetic, wbc, wbc_synthetic
 from .check import CheckReport
 
 
@@ -122,6 +122,24 @@ REGISTRY: dict[str, DatasetEntry] = {
                 ("raabin", wbc.load_raabin, wbc.check_raabin, wbc_synthetic.generate_raabin),
                 ("pbc", wbc.load_pbc, wbc.check_pbc, wbc_synthetic.generate_pbc),
                 ("zheng", wbc.load_zheng, wbc.check_zheng, wbc_synthetic.generate_zheng),
+            )
+        ),
+        # Report 5's HEp-2 cells (ICPR 2014 I3A, the chapter's data set), and the two other layouts it reads.
+        *(
+            DatasetEntry(
+                name=name,
+                title=hep2.DATASET_NAMES[name],
+                root_name=hep2_synthetic.ROOT_NAMES[name],
+                loader=loader,
+                check=check,
+                generator=generator,
+                profile_spec="hep2",
+                generator_version=hep2_synthetic.GENERATOR_VERSION,
+            )
+            for name, loader, check, generator in (
+                ("hep2", hep2.load_i3a, hep2.check_i3a, hep2_synthetic.generate_i3a),
+                ("hep2_mivia", hep2.load_mivia, hep2.check_mivia, hep2_synthetic.generate_mivia),
+                ("hep2_fields", hep2.load_fields, hep2.check_fields, hep2_synthetic.generate_fields),
             )
         ),
     )
