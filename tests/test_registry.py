@@ -26,7 +26,8 @@ ENTRIES = sorted(REGISTRY.values(), key=lambda entry: entry.name)
 #: drawing primitives moved to :mod:`cytobook.datasets.drawing`, with these
 #: library versions (NumPy, OpenCV and Pillow round and encode differently
 #: across versions, so other versions skip the comparison rather than fail);
-#: C-NMC's since its generator version 4 (stronger class signal), DLMI's since its version 2.
+#: C-NMC's since its generator version 4 (stronger class signal), DLMI's since its version 2; the three HEp-2
+#: layouts' since their generator version 1 (their first).
 SMOKE_HASHES = {
     "cnmc": "4993174ebc15111a25101b8fe9c7db19f25ea32637f37374d40bafdd72c07489",
     "dlmi": "6ec4f2c67413a78fc7476e1d2a81bc12a2338cada1a92e89b8b96ffc7a4a3771",
@@ -34,6 +35,9 @@ SMOKE_HASHES = {
     "raabin": "3be5d5a6fa276eee38a42c8871ab7775e7d107d2fa4de71fd0079a6ae343e454",
     "pbc": "49b43f810c4dbe29a6c1da9bf4d5786ed1aabde5af07b5843f2ff7e38963e4b0",
     "zheng": "4195def6a06f5b42cacc364a8eac997d4cee0a2537411d8e34fa773c0a8694a6",
+    "hep2": "6712c4299de5ba625ae04f6c0b7cb92747bedc33be7b02f8b74ba080f9796ef9",
+    "hep2_mivia": "ec5b3089c3b9b4324224bbfcb2e19041630dc7734cc0d6dc8e601772fda27acb",
+    "hep2_fields": "6331a980941feabe03291cb31b0a20b500e4e4cdd13b29de72a361059b03340d",
 }
 HASHED_WITH = {"numpy": "2.4.6", "cv2": "5.1.0", "PIL": "13.0.0"}
 
