@@ -242,13 +242,19 @@ def _segment(
         foreground = np.zeros(smooth.shape, bool) if flat else smooth > threshold_otsu(smooth)
     elif threshold == "adaptive":
         # A block of about two nuclei always holds cell and background, so the
-        # local mean lies between them even where the exposure varies. Half
-        # Otsu's level keeps the noise of empty, cell-free blocks out.
+        # local mean lies between them even where the exposure varies.
         block = (int(2 * diameter) | 1) if block_size is None else check_int(block_size, "block_size", 3)
         if block % 2 == 0:
             raise ValueError(f"block_size must be odd, got {block}")
         local = threshold_local(smooth, block, method="gaussian", offset=-float(offset))
-        foreground = np.zeros(smooth.shape, bool) if flat else (smooth > local) & (smooth > 0.5 * threshold_otsu(smooth))
+        if flat:
+            foreground = np.zeros(smooth.shape, bool)
+        else:
+            # Inside an empty block the local mean is the slide itself: a floor
+            # of the slide's level (the median below Otsu's threshold) plus the
+            # offset keeps its noise out without losing dim cells.
+            slide = float(np.median(smooth[smooth <= threshold_otsu(smooth)]))
+            foreground = (smooth > local) & (smooth > slide + float(offset))
     else:
         raise ValueError(f"threshold must be 'otsu' or 'adaptive', got {threshold!r}")
     # Nucleoli and the dark nuclei of cytoplasmic patterns leave holes in a cell.
@@ -270,10 +276,8 @@ def _segment(
     for index in np.flatnonzero(~seeded[1:]) + 1:
         where = np.argmax(np.where(components == index, distance, -1.0))
         markers.flat[where] = markers.max() + 1
+    # Markers are numbered 1..n and each keeps its basin, so the cells are 1..n too.
     labels = watershed(-distance, markers, mask=cleaned).astype(np.int32)
-    # Number the cells 1..n in scan order, whatever the markers were.
-    _, inverse = np.unique(labels, return_inverse=True)
-    labels = inverse.reshape(labels.shape).astype(np.int32) if labels.any() else labels
     return {"normalised": normalised, "smoothed": smooth, "threshold": foreground, "filled": cleaned,
             "distance": distance, "labels": labels}
 
@@ -503,8 +507,8 @@ def two_channel_image(field: np.ndarray, nuclei: np.ndarray, *, clip_limit: floa
     The green channel is split by the nuclear mask into "one [image] that
     contained only the nuclei, and another that contained the cytoplasm and
     empty space"; each is normalised (min-max) and equalised with CLAHE
-    ("our images exhibit very low contrast and low grayscale levels"), then
-    they occupy two channels. Which channels the report does not say; green
+    ("our images exhibit very low contrast and low grayscale levels"), black
+    again outside its part, then they occupy two channels. Which channels the report does not say; green
     cytoplasm and blue nuclei are Cellpose's documented ``channels=[2, 3]``.
     """
     plane = green_channel(field)
@@ -514,9 +518,11 @@ def two_channel_image(field: np.ndarray, nuclei: np.ndarray, *, clip_limit: floa
     clahe = _make_clahe(clip_limit, tile_grid_size)
     inside = nuclei > 0
     out = np.zeros((*plane.shape, 3), np.uint8)
-    for channel, part in ((2, np.where(inside, plane, 0)), (1, np.where(inside, 0, plane))):
-        part = part.astype(np.uint8)
-        out[..., channel] = clahe.apply(cv2.normalize(part, None, 0, 255, cv2.NORM_MINMAX))
+    for channel, region in ((2, inside), (1, ~inside)):
+        part = np.where(region, plane, 0).astype(np.uint8)
+        equalised = clahe.apply(cv2.normalize(part, None, 0, 255, cv2.NORM_MINMAX))
+        # CLAHE lifts black to a few grey levels: mask again, so each channel holds only its part.
+        out[..., channel] = np.where(region, equalised, 0)
     return out
 
 
@@ -618,7 +624,8 @@ def cell_crops(field: np.ndarray, labels: np.ndarray, *, black_level: int = DEFA
     plane = green_channel(field)
     labels = np.asarray(labels)
     if labels.shape != plane.shape or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"labels must be integers of the field's shape {plane.shape}, got {labels.dtype} {labels.shape}")
+        raise ValueError(f"labels must be integers of the field's shape {plane.shape}, "
+                         f"got {labels.dtype} {labels.shape}")
     black_level = check_int(black_level, "black_level", 0, 255)
     rows = []
     for index, box in enumerate(ndi.find_objects(labels), start=1):
