@@ -45,7 +45,7 @@ from skimage.filters import threshold_local, threshold_otsu
 from skimage.segmentation import watershed
 
 from .augment import AUGMENTATIONS, apply_augmentation
-from .preprocess import DEFAULT_THRESHOLD, _make_clahe, _otsu_foreground, check_int, pad_to_square, resize_square
+from .preprocess import DEFAULT_THRESHOLD, make_clahe, otsu_foreground, check_int, pad_to_square, resize_square
 
 __all__ = [
     "CELL_DIAMETER",
@@ -180,9 +180,9 @@ def enhance(
     if method == "equalise":
         return cv2.equalizeHist(plane)
     if method == "clahe":
-        return _make_clahe(clip_limit, tile_grid_size).apply(plane)
+        return make_clahe(clip_limit, tile_grid_size).apply(plane)
     if method in ("otsu", "eroded otsu"):
-        binary = _otsu_foreground(plane)
+        binary = otsu_foreground(plane)
         if method == "eroded otsu":
             radius = check_int(erosion_radius, "erosion_radius")
             binary = cv2.erode(binary, _disc(radius)) if radius else binary
@@ -515,7 +515,7 @@ def two_channel_image(field: np.ndarray, nuclei: np.ndarray, *, clip_limit: floa
     nuclei = np.asarray(nuclei)
     if nuclei.shape != plane.shape:
         raise ValueError(f"nuclei labels have shape {nuclei.shape}, the field {plane.shape}")
-    clahe = _make_clahe(clip_limit, tile_grid_size)
+    clahe = make_clahe(clip_limit, tile_grid_size)
     inside = nuclei > 0
     out = np.zeros((*plane.shape, 3), np.uint8)
     for channel, region in ((2, inside), (1, ~inside)):

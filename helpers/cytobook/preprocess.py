@@ -33,6 +33,8 @@ __all__ = [
     "convex_hull_mask",
     "crop_to_foreground",
     "foreground_box",
+    "make_clahe",
+    "otsu_foreground",
     "otsu_hull_crop",
     "otsu_hull_crop_batch",
     "otsu_hull_mask",
@@ -306,7 +308,8 @@ def _clahe_y_with(clahe: cv2.CLAHE, images: np.ndarray, background: int | None) 
     return out.reshape(shape)
 
 
-def _make_clahe(clip_limit: float, tile_grid_size: tuple[int, int]) -> cv2.CLAHE:
+def make_clahe(clip_limit: float, tile_grid_size: tuple[int, int]) -> cv2.CLAHE:
+    """OpenCV's CLAHE with checked settings (a ValueError names a bad one)."""
     if not np.isfinite(clip_limit) or clip_limit <= 0:
         raise ValueError(f"clip_limit must be a positive number, got {clip_limit!r}")
     tiles = tuple(tile_grid_size)
@@ -359,7 +362,7 @@ def clahe_y(
     """
     check_image(image, dtypes=(np.dtype(np.uint8),))
     background = _check_background(background)
-    return _clahe_y_with(_make_clahe(clip_limit, tile_grid_size), image, background)
+    return _clahe_y_with(make_clahe(clip_limit, tile_grid_size), image, background)
 
 
 def clahe_y_batch(
@@ -375,7 +378,7 @@ def clahe_y_batch(
     """
     check_image(images, "images", dtypes=(np.dtype(np.uint8),), batch=True)
     background = _check_background(background)
-    clahe = _make_clahe(clip_limit, tile_grid_size)
+    clahe = make_clahe(clip_limit, tile_grid_size)
     out = np.empty_like(images)
     for start in range(0, images.shape[0], _CHUNK):
         out[start : start + _CHUNK] = _clahe_y_with(clahe, images[start : start + _CHUNK], background)
@@ -392,7 +395,7 @@ def _gray(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
 
 
-def _otsu_foreground(gray: np.ndarray) -> np.ndarray:
+def otsu_foreground(gray: np.ndarray) -> np.ndarray:
     """Pixels brighter than the Otsu threshold (the cell on a dark background)."""
     if gray.min() == gray.max():  # constant image: no two classes to separate
         return np.zeros(gray.shape, dtype=np.uint8)
@@ -458,7 +461,7 @@ def convex_hull_mask(mask: np.ndarray) -> np.ndarray:
 
 def _hull_in_window(gray: np.ndarray, radius: int, restore_rim: bool) -> tuple[tuple[slice, slice], dict] | None:
     """The Otsu / erosion / component / hull masks inside a window (two slices); ``None`` without foreground."""
-    otsu = _otsu_foreground(gray)
+    otsu = otsu_foreground(gray)
     rows, cols = np.flatnonzero(otsu.any(axis=1)), np.flatnonzero(otsu.any(axis=0))
     if rows.size == 0:
         return None
