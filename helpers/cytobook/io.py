@@ -128,6 +128,24 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+def new_dataset_root(dest: str | os.PathLike, root_name: str, seed: int) -> Path:
+    """Where a generator writes its copy: ``dest/root_name``, which must not exist yet (never overwritten).
+
+    Raises
+    ------
+    ValueError
+        If ``seed`` is negative.
+    FileExistsError
+        If ``dest/root_name`` exists, naming it.
+    """
+    if seed < 0:
+        raise ValueError(f"seed must be non-negative, got {seed}")
+    final = Path(dest) / root_name
+    if final.exists():
+        raise FileExistsError(f"{final} already exists; remove it or choose another destination")
+    return final
+
+
 @contextlib.contextmanager
 def atomic_directory(final: str | os.PathLike) -> Iterator[Path]:
     """Build a directory under a temporary name and move it into place at the end.

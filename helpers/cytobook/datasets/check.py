@@ -12,7 +12,7 @@ import math
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -217,3 +217,17 @@ def read_csv_table(
         )
         return None
     return table
+
+
+def checked_scan(dataset: str, root: str | os.PathLike, scan: Callable[[Path, ProblemCollector], pd.DataFrame],
+                 counts: Callable[[pd.DataFrame], dict], error_type: type[Exception], decode: bool,
+                 workers: int) -> CheckReport:
+    """The scan of one layout with every problem collected, its count tables and, if ``decode``, every image
+    and mask (the table's ``path`` and ``mask_path``) decoded."""
+    problems = ProblemCollector(strict=False, error_type=error_type)
+    table = scan(Path(root), problems)
+    report = CheckReport(dataset=dataset, root=str(Path(root).expanduser().absolute()), problems=problems.items,
+                         counts=counts(table))
+    if decode:
+        report.decode(list(table["path"]) + list(table["mask_path"].dropna()), workers)
+    return report

@@ -43,7 +43,7 @@ from statistics import NormalDist
 import cv2
 import numpy as np
 
-from ..io import atomic_directory, csv_text, write_image
+from ..io import atomic_directory, csv_text, new_dataset_root, write_image
 from ..profiles import CnmcSpec
 from .drawing import AngleTable, local_grid, sigmoid, smooth_noise
 
@@ -418,11 +418,7 @@ def generate_cnmc(dest: str | Path, spec: CnmcSpec, seed: int = 0) -> Path:
         If the spec or the seed is invalid.
     """
     _check_spec(spec)
-    if seed < 0:
-        raise ValueError(f"seed must be non-negative, got {seed}")
-    final = Path(dest) / ROOT_NAME
-    if final.exists():
-        raise FileExistsError(f"{final} already exists; remove it or choose another destination")
+    final = new_dataset_root(dest, ROOT_NAME, seed)
 
     size = spec.image_size
     low, high = spec.cells_per_subject

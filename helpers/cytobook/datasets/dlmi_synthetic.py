@@ -77,7 +77,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from ..io import atomic_directory, csv_text, write_text
+from ..io import atomic_directory, csv_text, new_dataset_root, write_text
 from ..profiles import DlmiSpec
 from .dlmi import (
     CLINICAL_CSV,
@@ -555,12 +555,8 @@ def generate_dlmi(dest: str | Path, spec: DlmiSpec, seed: int = 0) -> Path:
         If the spec or the seed is invalid.
     """
     _check_spec(spec)
-    if seed < 0:
-        raise ValueError(f"seed must be non-negative, got {seed}")
     dest = Path(dest)
-    final = dest / ROOT_NAME
-    if final.exists():
-        raise FileExistsError(f"{final} already exists; remove it or choose another destination")
+    final = new_dataset_root(dest, ROOT_NAME, seed)
 
     plans = plan_patients(spec, seed)
     patients = []

@@ -47,7 +47,7 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image
 
-from .check import CheckReport, ProblemCollector, class_counts, read_csv_table, visible
+from .check import CheckReport, ProblemCollector, checked_scan, class_counts, read_csv_table, visible
 
 #: The six I3A task-1 classes, in the order of their labels 0-5 (the spellings of ``gt_training.csv``).
 I3A_CLASSES: tuple[str, ...] = ("Homogeneous", "Speckled", "Nucleolar", "Centromere", "NuMem", "Golgi")
@@ -302,15 +302,7 @@ def _strict() -> ProblemCollector:
 
 def _check(name: str, root: str | os.PathLike, scan: Callable[[Path, ProblemCollector], pd.DataFrame],
            counts: Callable[[pd.DataFrame], dict], decode: bool, workers: int) -> CheckReport:
-    """The scan of one layout with every problem collected, its count tables and, if ``decode``, every image
-    and mask decoded."""
-    problems = ProblemCollector(strict=False, error_type=Hep2LayoutError)
-    table = scan(Path(root), problems)
-    report = CheckReport(dataset=DATASET_NAMES[name], root=str(Path(root).expanduser().absolute()),
-                         problems=problems.items, counts=counts(table))
-    if decode:
-        report.decode(list(table["path"]) + list(table["mask_path"].dropna()), workers)
-    return report
+    return checked_scan(DATASET_NAMES[name], root, scan, counts, Hep2LayoutError, decode, workers)
 
 
 def _split_counts(table: pd.DataFrame) -> dict[str, pd.DataFrame]:

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..io import atomic_directory, csv_text
+from ..io import atomic_directory, csv_text, new_dataset_root
 from ..profiles import Hep2Spec
 from .hep2 import (FIELD_COLLECTIONS, HEP_ANNOT_CLASSES, I3A_CLASSES, I3A_CSV, I3A_CSV_COLUMNS, I3A_SPLITS,
                    MASKS_DIR, MIVIA_CLASSES, MIVIA_COLUMNS, MIVIA_INTENSITIES, MIVIA_PARTS)
@@ -178,12 +178,7 @@ def generate_fields(dest: str | Path, spec: Hep2Spec, seed: int = 0) -> Path:
 
 def _start(dest: str | Path, layout: str, spec: Hep2Spec, seed: int) -> Path:
     _check_spec(spec)
-    if seed < 0:
-        raise ValueError(f"seed must be non-negative, got {seed}")
-    final = Path(dest) / ROOT_NAMES[layout]
-    if final.exists():
-        raise FileExistsError(f"{final} already exists; remove it or choose another destination")
-    return final
+    return new_dataset_root(dest, ROOT_NAMES[layout], seed)
 
 
 def _check_spec(spec: Hep2Spec) -> None:

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from ..io import read_image
-from .check import CheckReport, ProblemCollector, class_counts, read_csv_table, visible
+from .check import CheckReport, ProblemCollector, checked_scan, class_counts, read_csv_table, visible
 
 #: The five white-cell types, in the order of their labels 0-4 (the course copy's folder names).
 WBC_CLASSES: tuple[str, ...] = ("Basophil", "Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil")
@@ -227,15 +227,7 @@ def _strict() -> ProblemCollector:
 
 def _check(name: str, root: str | os.PathLike, scan: Callable[[Path, ProblemCollector], pd.DataFrame],
            counts: Callable[[pd.DataFrame], dict], decode: bool, workers: int) -> CheckReport:
-    """The scan of one layout with every problem collected, its count tables and, if ``decode``, every image
-    and mask decoded."""
-    problems = ProblemCollector(strict=False, error_type=WbcLayoutError)
-    table = scan(Path(root), problems)
-    report = CheckReport(dataset=DATASET_NAMES[name], root=str(Path(root).expanduser().absolute()),
-                         problems=problems.items, counts=counts(table))
-    if decode:
-        report.decode(list(table["path"]) + list(table["mask_path"].dropna()), workers)
-    return report
+    return checked_scan(DATASET_NAMES[name], root, scan, counts, WbcLayoutError, decode, workers)
 
 
 def _split_counts(table: pd.DataFrame) -> dict[str, pd.DataFrame]:

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..io import atomic_directory, csv_text
+from ..io import atomic_directory, csv_text, new_dataset_root
 from ..profiles import WbcSpec
 from .wbc import (CAM16_CLASSES, CAM16_DIR, CAM16_SPLITS, FRACTIONS, PRCC_DIR, RAABIN_SPLITS, WBC_CLASSES,
                   ZHENG_CSV, ZHENG_LABELS)
@@ -167,12 +167,7 @@ def generate_zheng(dest: str | Path, spec: WbcSpec, seed: int = 0) -> Path:
 
 def _start(dest: str | Path, layout: str, spec: WbcSpec, seed: int) -> Path:
     _check_spec(spec)
-    if seed < 0:
-        raise ValueError(f"seed must be non-negative, got {seed}")
-    final = Path(dest) / ROOT_NAMES[layout]
-    if final.exists():
-        raise FileExistsError(f"{final} already exists; remove it or choose another destination")
-    return final
+    return new_dataset_root(dest, ROOT_NAMES[layout], seed)
 
 
 def _check_spec(spec: WbcSpec) -> None:
