@@ -450,7 +450,8 @@ def test_ensemble_gain_against_the_best_member():
     gain = en.ensemble_gain(results, ["cnn", "vgg", "resnet"])
     assert list(gain.index) == ["average ensemble", "GA-weighted ensemble"]
     assert gain.index.name == "ensemble"
-    assert list(gain.columns) == ["weighted_f1", "best_member", "best_member_weighted_f1", "gain", "beats_best_member"]
+    assert list(gain.columns) == ["weighted_f1", "best_member", "best_member_weighted_f1", "chosen_on", "gain",
+                                  "beats_best_member"]
     assert gain["best_member"].tolist() == ["vgg", "vgg"]
     assert gain["best_member_weighted_f1"].tolist() == [0.85, 0.85]
     assert gain["gain"].tolist() == pytest.approx([0.05, 0.0])
@@ -489,3 +490,44 @@ def test_max_probability_takes_the_most_confident_member():
 
 def test_confidence_is_the_largest_class_probability():
     np.testing.assert_allclose(en.confidence([0.1, 0.5, 0.8]), [0.9, 0.5, 0.8])
+
+
+def test_ensemble_gain_against_the_member_chosen_on_validation():
+    test = {"cnn": {"weighted_f1": 0.70}, "vgg": {"weighted_f1": 0.85}, "average ensemble": {"weighted_f1": 0.80}}
+    validation = {"cnn": {"weighted_f1": 0.90}, "vgg": {"weighted_f1": 0.75}}
+    gain = en.ensemble_gain(test, ["cnn", "vgg"], ["average ensemble"], chosen_on=validation)
+    row = gain.loc["average ensemble"]
+    assert (row["best_member"], row["chosen_on"]) == ("cnn", "validation")
+    assert row["gain"] == pytest.approx(0.10) and row["beats_best_member"]
+    assert en.ensemble_gain(test, ["cnn", "vgg"], ["average ensemble"]).loc["average ensemble", "gain"] == pytest.approx(-0.05)
+    with pytest.raises(ValueError, match="on validation"):
+        en.ensemble_gain(test, ["cnn", "vgg"], ["average ensemble"], chosen_on={"cnn": {"weighted_f1": 0.9}})
+
+
+def test_gain_interval_is_a_paired_bootstrap_of_the_weighted_f1_difference():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    good = np.where(rng.random(300) < 0.9, y, 1 - y) * 0.8 + 0.1  # right on ~90 % of the cells
+    poor = np.where(rng.random(300) < 0.6, y, 1 - y) * 0.8 + 0.1  # right on ~60 %
+    low, high = en.gain_interval(y, good, poor, resamples=300)
+    point = ev.binary_report(y, good)["weighted_f1"] - ev.binary_report(y, poor)["weighted_f1"]
+    assert 0 < low < point < high
+    assert en.gain_interval(y, good, good, resamples=50) == (0.0, 0.0)
+    with pytest.raises(ValueError, match="as many probabilities as labels"):
+        en.gain_interval(y, good[:10], poor)
+
+
+def test_validated_gain_picks_the_member_on_validation_and_bounds_the_gain():
+    rng = np.random.default_rng(1)
+    y_val, y_test = rng.integers(0, 2, 200), rng.integers(0, 2, 200)
+
+    def member(y, right):
+        return np.where(rng.random(len(y)) < right, y, 1 - y) * 0.6 + 0.2
+
+    predictions = {"a": {"y_val": y_val, "p_val": member(y_val, 0.9), "y_test": y_test, "p_test": member(y_test, 0.7)},
+                   "b": {"y_val": y_val, "p_val": member(y_val, 0.6), "y_test": y_test, "p_test": member(y_test, 0.8)}}
+    ensembles = {"average ensemble": en.average_ensemble([p["p_test"] for p in predictions.values()])}
+    table = en.validated_gain(predictions, ensembles, list(ensembles), resamples=200)
+    row = table.loc["average ensemble"]
+    assert row["best_member"] == "a" and row["chosen_on"] == "validation"  # b is better on test: not chosen
+    assert row["gain low"] <= row["gain"] <= row["gain high"]
