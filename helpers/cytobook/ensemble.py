@@ -39,7 +39,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from sklearn.metrics import f1_score, roc_auc_score
+from sklearn.metrics import roc_auc_score
 
 from .evaluation import binary_report, per_class_scores, predict_labels
 
@@ -653,14 +653,22 @@ def gain_interval(
     ours, theirs = (predict_labels(stack_probabilities([p])[0]) for p in (p_ensemble, p_member))
     if not len(y) == len(ours) == len(theirs):
         raise ValueError(f"expected as many probabilities as labels ({len(y)}), got {len(ours)} and {len(theirs)}")
-    rng = np.random.default_rng(seed)
-    gains = np.empty(resamples)
-    for index in range(resamples):
-        rows = rng.integers(0, len(y), len(y))
-        gains[index] = (f1_score(y[rows], ours[rows], labels=[0, 1], average="weighted", zero_division=0)
-                        - f1_score(y[rows], theirs[rows], labels=[0, 1], average="weighted", zero_division=0))
+    rows = np.random.default_rng(seed).integers(0, len(y), (resamples, len(y)))
+    gains = _weighted_f1(y[rows], ours[rows]) - _weighted_f1(y[rows], theirs[rows])
     low, high = np.percentile(gains, [50 * (1 - level), 50 * (1 + level)])
     return float(low), float(high)
+
+
+def _weighted_f1(y: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """Support-weighted F1 of labels 0 and 1 along the last axis (one score per row), as binary_report's."""
+    total = np.zeros(y.shape[:-1])
+    for label in (0, 1):
+        true, guessed = y == label, predicted == label
+        hits = (true & guessed).sum(axis=-1)
+        denominator = true.sum(axis=-1) + guessed.sum(axis=-1)
+        f1 = np.divide(2 * hits, denominator, out=np.zeros(total.shape), where=denominator > 0)
+        total += f1 * true.sum(axis=-1)
+    return total / y.shape[-1]
 
 
 def validated_gain(
