@@ -45,7 +45,7 @@ from skimage.filters import threshold_local, threshold_otsu
 from skimage.segmentation import watershed
 
 from .augment import AUGMENTATIONS, apply_augmentation
-from .preprocess import DEFAULT_THRESHOLD, make_clahe, otsu_foreground, check_int, pad_to_square, resize_square
+from .preprocess import DEFAULT_THRESHOLD, check_int, make_clahe, otsu_foreground, pad_to_square, resize_square
 
 __all__ = [
     "CELL_DIAMETER",
