@@ -265,3 +265,152 @@ def test_claims_table_tests_each_claim_on_each_set_of_results():
     table = claims_table(claims, {"published": {"a": 0.9, "b": 0.8, "c": 0.95}, "this run": {"a": 0.7, "b": 0.8, "c": 0.9}})
     assert table.to_dict() == {"published": {"a beats b": True, "c is best": True},
                                "this run": {"a beats b": False, "c is best": True}}
+
+
+# ---------------------------------------------------------------------------
+# Report 5 (HEp-2): mean class accuracy, per-image vote, confusion dendrogram, per-label AUC
+
+
+def test_mean_class_accuracy_equals_balanced_accuracy_on_random_labels():
+    rng = np.random.default_rng(5)
+    for k in (2, 6, 14):
+        y = rng.integers(0, k, 400)
+        pred = np.where(rng.random(400) < 0.5, y, rng.integers(0, k, 400))
+        assert ev.mean_class_accuracy(y, pred, k) == pytest.approx(balanced_accuracy_score(y, pred), abs=1e-12)
+    # A class absent from y_true (5) but predicted is left out, as scikit-learn does (with a warning).
+    y = rng.integers(0, 5, 100)
+    pred = np.where(rng.random(100) < 0.7, y, 5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = balanced_accuracy_score(y, pred)
+    assert ev.mean_class_accuracy(y, pred, 6) == pytest.approx(expected, abs=1e-12)
+
+
+def test_mean_class_accuracy_differs_from_accuracy_when_imbalanced():
+    y = np.array([0] * 9 + [1] + [2] * 2)
+    pred = np.array([0] * 9 + [0] + [2, 0])  # the majority class right, the small ones not
+    accuracy = np.mean(pred == y)
+    assert accuracy == pytest.approx(10 / 12)
+    assert ev.mean_class_accuracy(y, pred, 3) == pytest.approx((1 + 0 + 0.5) / 3)
+
+
+@pytest.mark.parametrize(
+    ("y", "pred", "message"),
+    [([], [], "non-empty"), ([0, 1, 1], [0, 1], "y_pred has 2 labels, y_true 3"), ([0, 3], [0, 1], "labels 0..2")],
+)
+def test_mean_class_accuracy_rejects_bad_input(y, pred, message):
+    with pytest.raises(ValueError, match=message):
+        ev.mean_class_accuracy(y, pred, 3)
+
+
+def test_majority_vote_breaks_ties_towards_the_smallest_label():
+    groups = ["img2", "img1", "img2", "img1", "img2", "img1", "img3", "img1", "img2"]
+    y_true = [1, 3, 1, 3, 1, 3, 2, 3, 1]
+    y_pred = [2, 3, 0, 1, 2, 3, 2, 3, 0]  # img1: 3 3 1 3; img2: 2 0 2 0 (tie); img3: 2
+    table = ev.majority_vote(groups, y_true, y_pred)
+    assert list(table.index) == ["img1", "img2", "img3"] and table.index.name == "group"
+    assert list(table.columns) == ["true", "predicted", "cells", "agreement"]
+    assert table["true"].tolist() == [3, 1, 2]
+    assert table["predicted"].tolist() == [3, 0, 2]
+    assert table["cells"].tolist() == [4, 4, 1]
+    assert table["agreement"].tolist() == pytest.approx([0.75, 0.5, 1.0])
+    # Image accuracy beside cell accuracy: every image right here although 3 of 9 cells are wrong.
+    assert (table["true"] == table["predicted"]).mean() == pytest.approx(2 / 3)
+
+
+def test_majority_vote_rejects_a_group_mixing_true_labels():
+    with pytest.raises(ValueError, match="'field 7'"):
+        ev.majority_vote(["field 1", "field 7", "field 7"], [0, 1, 2], [0, 1, 1])
+    with pytest.raises(ValueError, match="one entry per cell"):
+        ev.majority_vote([1, 1], [0, 0, 0], [0, 0, 0])
+    with pytest.raises(ValueError, match="missing"):
+        ev.majority_vote([1.0, np.nan], [0, 0], [0, 0])
+
+
+def test_class_distances_symmetric_zero_diagonal_in_unit_interval():
+    rng = np.random.default_rng(7)
+    cm = rng.integers(0, 50, (6, 6))
+    cm[4] = 0  # a class without support
+    d = ev.class_distances(cm)
+    np.testing.assert_array_equal(d, d.T)
+    np.testing.assert_array_equal(np.diag(d), 0)
+    assert d.min() >= 0 and d.max() <= 1
+    # By hand: class 0 gives 2 of 10 cells to class 1, class 1 one of 10 to class 0.
+    d = ev.class_distances([[8, 2, 0], [1, 9, 0], [0, 0, 0]])
+    np.testing.assert_allclose(d, [[0, 0.85, 1], [0.85, 0, 1], [1, 1, 0]])
+    with pytest.raises(ValueError, match="square"):
+        ev.class_distances(np.ones((2, 3)))
+
+
+def test_classes_confused_with_each_other_merge_first():
+    cm = np.diag([50, 40, 60, 30, 45]) + 1
+    cm[1, 3], cm[3, 1] = 35, 25  # 1 and 3 heavily confused, both ways
+    z = ev.confusion_linkage(cm)
+    assert z.shape == (4, 4)
+    assert sorted(z[0, :2].astype(int).tolist()) == [1, 3]
+    assert z[0, 2] == pytest.approx(ev.class_distances(cm)[1, 3])
+    assert np.all(np.diff(z[:, 2]) >= 0)
+
+
+def test_confusion_dendrogram_labels_every_class():
+    rng = np.random.default_rng(2)
+    names = [f"pattern {i}" for i in range(47)]
+    cm = np.diag(rng.integers(20, 60, 47)) + rng.integers(0, 4, (47, 47))
+    fig = ev.confusion_dendrogram(cm, names, "HEP Annot")
+    ax = fig.axes[0]
+    leaves = [t.get_text() for t in ax.get_xticklabels()]
+    assert isinstance(fig, plt.Figure) and ax.get_title() == "HEP Annot"
+    assert sorted(leaves) == sorted(names)
+    small = ev.confusion_dendrogram(cm[:5, :5], names[:5], "five")
+    assert fig.get_figwidth() > small.get_figwidth()
+    with pytest.raises(ValueError, match="class_names"):
+        ev.confusion_dendrogram(cm[:5, :5], names[:4], "wrong")
+
+
+def test_per_label_auc_agrees_with_sklearn_and_gives_nan_without_positives():
+    rng = np.random.default_rng(11)
+    y = (rng.random((80, 4)) < [0.1, 0.4, 0.7, 0.0]).astype(int)
+    scores = y * 0.6 + rng.random((80, 4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table = ev.per_label_auc(y, scores, ["Mouchete", "PL7", "Cyto", "Controle"])
+    assert list(table.columns) == ["positives", "negatives", "auc"]
+    assert table["positives"].tolist() == y.sum(axis=0).tolist()
+    assert (table["positives"] + table["negatives"]).eq(80).all()
+    for j, label in enumerate(["Mouchete", "PL7", "Cyto"]):
+        assert table.loc[label, "auc"] == pytest.approx(roc_auc_score(y[:, j], scores[:, j]), abs=1e-12)
+    assert np.isnan(table.loc["Controle", "auc"])
+    with pytest.raises(ValueError, match="0/1"):
+        ev.per_label_auc(y * 2, scores, ["a", "b", "c", "d"])
+    with pytest.raises(ValueError, match="shape"):
+        ev.per_label_auc(y, scores[:, :3], ["a", "b", "c", "d"])
+
+
+def test_auc_summary_by_hand():
+    table = pd.DataFrame({"positives": [10, 30, 0, 5], "negatives": [90, 70, 100, 95], "auc": [0.9, 0.6, np.nan, 1.0]},
+                         index=["a", "b", "c", "d"])
+    summary = ev.auc_summary(table)
+    assert summary["mean_auc"] == pytest.approx((0.9 + 0.6 + 1.0) / 3)
+    assert summary["weighted_auc"] == pytest.approx((10 * 0.9 + 30 * 0.6 + 5 * 1.0) / 45)
+    assert summary["lowest_auc"] == pytest.approx(0.6) and summary["lowest_label"] == "b"
+    assert summary["labels_scored"] == 3
+    json.dumps(summary)
+    empty = ev.auc_summary(table.iloc[[2]])
+    assert empty["labels_scored"] == 0 and empty["mean_auc"] is None
+
+
+def test_auc_comparison_figure_one_bar_per_model_and_label():
+    labels = ["Mouchete", "PL7", "Cyto", "Controle"]
+    weighted = pd.DataFrame({"positives": [5, 5, 5, 5], "auc": [0.8, 0.95, 0.7, 1.0]}, index=labels)
+    unweighted = pd.DataFrame({"positives": [5, 5, 5, 5], "auc": [0.85, 0.9, np.nan, 1.0]}, index=labels)
+    fig = ev.auc_comparison_figure({"class-weighted": weighted, "unweighted": unweighted}, "Fig. 24")
+    ax = fig.axes[0]
+    assert len(ax.containers) == 2 and [len(c.patches) for c in ax.containers] == [4, 4]
+    # Sorted by the first table's AUC, tick 0 on top.
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["Controle", "PL7", "Mouchete", "Cyto"]
+    assert list(ax.get_yticks()) == [0, 1, 2, 3] and ax.yaxis_inverted()
+    chance = [line for line in ax.get_lines() if line.get_linestyle() == ":"]
+    assert len(chance) == 1 and list(chance[0].get_xdata()) == [0.5, 0.5]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["class-weighted", "unweighted", "chance"]
+    with pytest.raises(ValueError, match="empty"):
+        ev.auc_comparison_figure({}, "none")

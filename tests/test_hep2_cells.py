@@ -292,3 +292,61 @@ def test_real_i3a_cells_are_one_main_object(real_data):
         # (parts of neighbours are cut at the edges).
         good += areas.max() >= 0.6 * areas.sum() and abs(ys.mean() - 38.5) < 15 and abs(xs.mean() - 38.5) < 15
     assert good >= 0.9 * len(paths), f"{good} of {len(paths)}"
+
+
+# --------------------------------------------------------------------------- #
+# cells of many fields, their split, fresh symmetries
+# --------------------------------------------------------------------------- #
+def _fields_table(tmp_path, count=4, classes=("a", "b")) -> pd.DataFrame:
+    rows = []
+    for index in range(count):
+        path = tmp_path / f"field{index}.png"
+        cv2.imwrite(str(path), disc_field(seed=index)[..., ::-1])
+        rows.append({"path": str(path), "image_id": path.stem, "label": index % len(classes),
+                     "label_name": classes[index % len(classes)], "source": "patterns"})
+    return pd.DataFrame(rows)
+
+
+def test_field_cells_crops_every_field_and_keeps_its_columns(tmp_path):
+    fields = _fields_table(tmp_path)
+    cells = hc.field_cells(fields, nucleus_diameter=2 * RADIUS)
+    assert cells.groupby("field_id").size().tolist() == [len(CENTRES)] * len(fields)
+    assert set(cells["label_name"]) == {"a", "b"} and (cells["path"] == fields.loc[cells["field_id"], "path"].to_numpy()).all()
+    capped = hc.field_cells(fields, nucleus_diameter=2 * RADIUS, cells_per_field=2, seed=1)
+    assert capped.groupby("field_id").size().tolist() == [2] * len(fields)
+
+
+def test_field_cells_names_a_field_without_cells(tmp_path):
+    fields = _fields_table(tmp_path, count=1)
+    cv2.imwrite(fields.loc[0, "path"], np.zeros((60, 60, 3), np.uint8))
+    with pytest.raises(ValueError, match="field0.png: no cell found"):
+        hc.field_cells(fields, nucleus_diameter=2 * RADIUS)
+
+
+def test_split_by_field_never_puts_one_field_on_both_sides():
+    cells = pd.DataFrame({"field_id": np.repeat([0, 1, 2, 3, 4, 5, 6], 5),
+                          "label_name": np.repeat(["a", "a", "a", "b", "b", "b", "c"], 5)})
+    split = hc.split_by_field(cells, validation=0.3, seed=0)
+    sides = split.groupby(cells["field_id"]).nunique()
+    assert (sides[:6] == 1).all()  # classes a and b have several fields: whole fields move
+    for name in ("a", "b"):
+        held = cells.loc[split == "val", "field_id"][cells["label_name"] == name].nunique()
+        assert held == 1  # round(0.3 * 3) = 1, never all three
+    one_field = split[cells["label_name"] == "c"]
+    assert set(one_field) == {"train", "val"}  # a single field is split by cell
+    with pytest.raises(ValueError, match="validation"):
+        hc.split_by_field(cells, validation=1.0)
+
+
+def test_random_symmetries_are_the_square_s_symmetries_and_vary():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (64, 6, 6, 3)).astype(np.uint8)
+    out = hc.random_symmetries(images, np.random.default_rng(1))
+    assert out.shape == images.shape and out.dtype == images.dtype
+    for original, moved in zip(images, out):
+        candidates = [np.rot90(np.flip(original, 1) if flip else original, k) for flip in (0, 1) for k in range(4)]
+        assert any(np.array_equal(moved, c) for c in candidates)
+    changed = np.mean([not np.array_equal(a, b) for a, b in zip(images, out)])
+    assert 0.6 < changed < 1.0  # 7 of 8 symmetries move a random image
+    with pytest.raises(ValueError, match="squares"):
+        hc.random_symmetries(images[:, :5], rng)

@@ -1,4 +1,4 @@
-"""Metrics, result tables and evaluation figures, for binary and multi-class models.
+"""Metrics, result tables and evaluation figures, for binary, multi-class and multi-label models.
 
 Report 1 (C-NMC) scores its models by the weighted F1 and tabulates per-class
 precision and recall ("normal" = HEM = label 0, "cancer" = ALL = label 1):
@@ -6,7 +6,11 @@ precision and recall ("normal" = HEM = label 0, "cancer" = ALL = label 1):
 several out as that table; :func:`multiclass_report` serves multi-class
 models. The ``*_report`` functions return plain Python, ready for
 :meth:`cytobook.notebook.NotebookRun.save_metrics`; no deep-learning backend
-is imported.
+is imported. Report 5 (HEp-2 antinuclear antibody patterns) adds the ICPR
+2014 contest's :func:`mean_class_accuracy`, a per-image :func:`majority_vote`
+over cells, a dendrogram of the classes from the confusion matrix
+(:func:`confusion_dendrogram`) and the per-label ROC AUC of multi-label models
+(:func:`per_label_auc`, :func:`auc_summary`, :func:`auc_comparison_figure`).
 
 Conventions: confusion matrices have the true class in rows (scikit-learn's
 layout); ``p > threshold`` predicts the positive class, as Keras'
@@ -24,6 +28,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from scipy.cluster.hierarchy import dendrogram, linkage
+from scipy.spatial.distance import squareform
 from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
 
 #: Column order of the report's final table (see :func:`report_table`).
@@ -174,6 +180,248 @@ def multiclass_report(
         report["roc_auc_per_class"] = None
         report["roc_auc"] = None
     return report
+
+
+def mean_class_accuracy(
+    y_true: Sequence[int] | np.ndarray,
+    y_pred: Sequence[int] | np.ndarray,
+    k: int,
+) -> float:
+    """Mean class accuracy (MCA): the mean of the per-class recalls, the ICPR 2014 HEp-2 contest metric.
+
+    Report 5 scores its HEp-2 cell classifiers by per-cell accuracy; the
+    contest ranks by MCA, which weighs every staining pattern equally however
+    many cells it has. It equals scikit-learn's ``balanced_accuracy_score``.
+
+    Parameters
+    ----------
+    y_true
+        True labels ``0 .. k-1``.
+    y_pred
+        Predicted labels ``0 .. k-1``, one per true label.
+    k
+        Number of classes.
+
+    Returns
+    -------
+    float
+        The mean recall over the classes present in ``y_true``; classes absent
+        from ``y_true`` have no recall and are left out of the mean (predicting
+        them still costs the recall of the class whose cells were given them).
+
+    Raises
+    ------
+    ValueError
+        When ``y_true`` is empty, the lengths differ, or a label lies outside ``0 .. k-1``.
+    """
+    y = _check_labels(y_true, k, "y_true")
+    pred = _check_labels(y_pred, k, "y_pred")
+    if len(pred) != len(y):
+        raise ValueError(f"y_pred has {len(pred)} labels, y_true {len(y)}")
+    scores = per_class_scores(confusion_matrix(y, pred, labels=list(range(k))))
+    return float(scores["recall"][scores["support"] > 0].mean())
+
+
+def majority_vote(
+    groups: Sequence[Any] | np.ndarray | pd.Series,
+    y_true: Sequence[Any] | np.ndarray | pd.Series,
+    y_pred: Sequence[Any] | np.ndarray | pd.Series,
+) -> pd.DataFrame:
+    """One prediction per group of cells (e.g. per field image) by majority vote of its cells' predictions.
+
+    Report 5 classifies single cells segmented from each immunofluorescence
+    field image; an image's pattern is the label most of its cells received.
+
+    Parameters
+    ----------
+    groups
+        The group (field image id) of each cell.
+    y_true
+        True label of each cell; all cells of a group must share it.
+    y_pred
+        Predicted label of each cell.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by group id (sorted, index name ``group``), columns ``true``
+        (the group's label), ``predicted`` (the most frequent predicted label;
+        a tie goes to the smallest of the tied labels), ``cells`` (the group's
+        number of cells) and ``agreement`` (the share of its cells that voted
+        for ``predicted``).
+
+    Raises
+    ------
+    ValueError
+        On empty or mismatched inputs, missing group ids, or a group whose
+        cells have different true labels (the group is named).
+    """
+    g, y, pred = (np.asarray(values) for values in (groups, y_true, y_pred))
+    for name, values in (("groups", g), ("y_true", y), ("y_pred", pred)):
+        if values.ndim != 1 or len(values) == 0:
+            raise ValueError(f"{name} must be a non-empty 1-D array, got shape {values.shape}")
+    if not len(g) == len(y) == len(pred):
+        raise ValueError(
+            f"groups, y_true and y_pred must have one entry per cell, got {len(g)}, {len(y)} and {len(pred)}"
+        )
+    if pd.isna(g).any():
+        raise ValueError(f"groups holds {int(pd.isna(g).sum())} missing ids")
+    cells = pd.DataFrame({"group": g, "true": y, "predicted": pred})
+    by_group = cells.groupby("group", sort=True)
+    truths = by_group["true"].nunique(dropna=False)
+    mixed = truths.index[truths > 1]
+    if len(mixed):
+        examples = ", ".join(
+            f"{group!r} ({sorted(cells.loc[cells['group'] == group, 'true'].unique().tolist())})" for group in mixed[:5]
+        )
+        raise ValueError(f"{len(mixed)} group(s) mix true labels: {examples}")
+    votes = cells.groupby(["group", "predicted"], sort=True).size().rename("votes").reset_index()
+    # Most votes first; among equal counts the smaller label (ascending sort) comes first.
+    votes = votes.sort_values(["group", "votes", "predicted"], ascending=[True, False, True], kind="stable")
+    winners = votes.drop_duplicates("group").set_index("group")
+    table = pd.DataFrame(
+        {"true": by_group["true"].first(), "predicted": winners["predicted"], "cells": by_group.size()}
+    )
+    table["agreement"] = winners["votes"] / table["cells"]
+    table.index.name = "group"
+    return table
+
+
+def class_distances(cm: np.ndarray) -> np.ndarray:
+    """A symmetric distance between classes from how often a classifier confuses them.
+
+    Report 5 clusters its 47 HEp-2 classes from the confusion matrix (its
+    Fig. 22) but does not say how the matrix became distances; this is our
+    choice. Rows are normalised to rates ``r_ij`` (the share of class ``i``'s
+    cells predicted as ``j``; a row without support stays zero), symmetrised
+    to ``s_ij = (r_ij + r_ji) / 2``, and the distance is ``1 - s_ij`` off the
+    diagonal, 0 on it. Classes never confused with each other are at
+    distance 1; two classes whose cells are all given to each other at 0.
+
+    Parameters
+    ----------
+    cm
+        Confusion matrix ``(k, k)``, true class in rows, non-negative counts.
+
+    Returns
+    -------
+    numpy.ndarray
+        Distances ``(k, k)``: symmetric, zero diagonal, values in ``[0, 1]``.
+    """
+    counts = _check_confusion(cm)
+    rates = _safe_divide(counts, counts.sum(axis=1, keepdims=True))
+    distances = 1.0 - (rates + rates.T) / 2
+    np.fill_diagonal(distances, 0.0)
+    return distances
+
+
+def confusion_linkage(cm: np.ndarray) -> np.ndarray:
+    """Single-linkage clustering of the classes of a confusion matrix, as report 5's dendrogram (Fig. 22).
+
+    Parameters
+    ----------
+    cm
+        Confusion matrix ``(k, k)``, ``k >= 2``, true class in rows.
+
+    Returns
+    -------
+    numpy.ndarray
+        SciPy's linkage matrix ``(k - 1, 4)`` of :func:`class_distances`
+        (``scipy.cluster.hierarchy.linkage(..., method="single")``): each row
+        merges two clusters (ids ``< k`` are classes) at a distance, the most
+        confused pair first.
+    """
+    distances = class_distances(cm)
+    if len(distances) < 2:
+        raise ValueError(f"clustering needs two or more classes, cm is {distances.shape}")
+    return linkage(squareform(distances, checks=False), method="single")
+
+
+def _check_confusion(cm: np.ndarray) -> np.ndarray:
+    counts = np.asarray(cm, dtype=float)
+    if counts.ndim != 2 or counts.shape[0] != counts.shape[1] or counts.shape[0] == 0:
+        raise ValueError(f"cm must be a square (k, k) confusion matrix, got shape {counts.shape}")
+    if not np.all(np.isfinite(counts)) or np.any(counts < 0):
+        raise ValueError("cm must hold finite, non-negative counts")
+    return counts
+
+
+def per_label_auc(
+    y_true: np.ndarray | pd.DataFrame,
+    scores: np.ndarray | pd.DataFrame,
+    label_names: Sequence[str],
+) -> pd.DataFrame:
+    """ROC AUC of each label of a multi-label classifier (report 5's binary relevance models, Fig. 24).
+
+    Parameters
+    ----------
+    y_true
+        Label indicators ``(n, L)``, 0 or 1.
+    scores
+        Scores ``(n, L)`` (probabilities or logits), higher meaning the label is more likely.
+    label_names
+        The ``L`` label names, in column order.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by label (index name ``label``), columns ``positives`` and
+        ``negatives`` (counts) and ``auc``; a label without positives or
+        without negatives has no ROC curve and gets ``auc`` NaN.
+
+    Raises
+    ------
+    ValueError
+        On shapes that do not match, indicators other than 0/1, or non-finite scores.
+    """
+    y = np.asarray(y_true)
+    s = np.asarray(scores, dtype=float)
+    n_labels = len(label_names)
+    if y.ndim != 2 or y.shape[0] == 0 or y.shape[1] != n_labels:
+        raise ValueError(f"y_true must have shape (n, {n_labels}) for {n_labels} labels, n > 0, got {y.shape}")
+    if s.shape != y.shape:
+        raise ValueError(f"scores must have the shape of y_true {y.shape}, got {s.shape}")
+    if y.dtype.kind not in "biuf" or not np.all((y == 0) | (y == 1)):
+        raise ValueError("y_true must hold 0/1 label indicators")
+    if not np.all(np.isfinite(s)):
+        raise ValueError("scores contains NaN or infinite values")
+    y = y.astype(np.int64)
+    positives = y.sum(axis=0)
+    negatives = len(y) - positives
+    auc = [
+        float(roc_auc_score(y[:, j], s[:, j])) if positives[j] and negatives[j] else np.nan for j in range(n_labels)
+    ]
+    return pd.DataFrame({"positives": positives, "negatives": negatives, "auc": auc},
+                        index=pd.Index([str(name) for name in label_names], name="label"))
+
+
+def auc_summary(table: pd.DataFrame) -> dict[str, Any]:
+    """Summary of a :func:`per_label_auc` table, over the labels that have an AUC.
+
+    Returns
+    -------
+    dict
+        ``mean_auc`` (unweighted mean over labels), ``weighted_auc`` (mean
+        weighted by each label's positives), ``lowest_auc`` and
+        ``lowest_label`` (the first such label in table order on a tie), and
+        ``labels_scored`` (labels with an AUC). Without any, the first four are
+        ``None`` and ``labels_scored`` is 0.
+    """
+    missing = {"positives", "auc"} - set(table.columns)
+    if missing:
+        raise ValueError(f"table lacks the column(s) {sorted(missing)}; pass a per_label_auc table")
+    scored = table[table["auc"].notna()]
+    if scored.empty:
+        return {"mean_auc": None, "weighted_auc": None, "lowest_auc": None, "lowest_label": None, "labels_scored": 0}
+    auc = scored["auc"].to_numpy(dtype=float)
+    lowest = int(np.argmin(auc))
+    return {
+        "mean_auc": float(auc.mean()),
+        "weighted_auc": float(np.average(auc, weights=scored["positives"].to_numpy(dtype=float))),
+        "lowest_auc": float(auc[lowest]),
+        "lowest_label": str(scored.index[lowest]),
+        "labels_scored": int(len(scored)),
+    }
 
 
 def _check_labels(y_true: Sequence[int] | np.ndarray, k: int, name: str) -> np.ndarray:
@@ -442,5 +690,80 @@ def roc_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str) 
     ax.set_ylabel("true positive rate")
     ax.set_title(title)
     ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_dendrogram(cm: np.ndarray, class_names: Sequence[str], title: str) -> plt.Figure:
+    """Dendrogram of the classes by how often they are confused, as report 5's Fig. 22.
+
+    Single linkage (:func:`confusion_linkage`) of :func:`class_distances`;
+    the leaves are labelled with ``class_names`` (in label order), rotated,
+    and the figure widens with the number of classes so that 47 stay readable.
+    """
+    z = confusion_linkage(cm)
+    k = len(z) + 1
+    if len(class_names) != k:
+        raise ValueError(f"class_names has {len(class_names)} names for a {k}-class confusion matrix")
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.3 * k + 1.5), 5.0))
+    dendrogram(
+        z,
+        labels=[str(name) for name in class_names],
+        leaf_rotation=90,
+        leaf_font_size=8 if k > 20 else 10,
+        color_threshold=0,  # one colour: single linkage's flat clusters are not the point here
+        above_threshold_color="C0",
+        ax=ax,
+    )
+    ax.set_ylabel("distance (1 - mean confusion rate)")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def auc_comparison_figure(tables: Mapping[str, pd.DataFrame], title: str) -> plt.Figure:
+    """Per-label ROC AUC of several multi-label models as grouped horizontal bars, as report 5's Fig. 24.
+
+    Parameters
+    ----------
+    tables
+        Model name (e.g. ``"class-weighted"``, ``"unweighted"``) to its
+        :func:`per_label_auc` table; one bar per model and label.
+    title
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Labels sorted by the first table's AUC, highest at the top (labels
+        without an AUC, or only in later tables, at the bottom, without a bar
+        where there is no AUC); a dotted line marks chance (0.5).
+    """
+    if not tables:
+        raise ValueError("tables is empty: pass at least one per_label_auc table")
+    for name, table in tables.items():
+        if "auc" not in table.columns:
+            raise ValueError(f"table {name!r} has no 'auc' column; pass a per_label_auc table")
+    first = next(iter(tables.values()))["auc"]
+    labels = list(first.sort_values(ascending=False, na_position="last", kind="stable").index)
+    for table in tables.values():
+        labels += [label for label in table.index if label not in labels]
+    n_models = len(tables)
+    height = 0.8 / n_models
+    positions = np.arange(len(labels))
+    fig, ax = plt.subplots(figsize=(7.0, max(3.0, len(labels) * (0.12 + 0.1 * n_models) + 1.2)))
+    for index, (name, table) in enumerate(tables.items()):
+        auc = table["auc"].reindex(labels).to_numpy(dtype=float)
+        ax.barh(positions + (index - (n_models - 1) / 2) * height, auc, height=height, label=name)
+    ax.axvline(0.5, color="grey", linestyle=":", linewidth=1.2, label="chance")
+    ax.set_yticks(positions, [str(label) for label in labels])
+    ax.invert_yaxis()  # the first label (highest AUC) on top
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("ROC AUC")
+    ax.set_title(title)
+    handles, names = ax.get_legend_handles_labels()
+    order = [names.index(name) for name in (*tables, "chance")]  # the models first, chance last
+    ax.legend([handles[i] for i in order], [names[i] for i in order], loc="lower left", fontsize=8)
     fig.tight_layout()
     return fig

@@ -45,6 +45,7 @@ from skimage.filters import threshold_local, threshold_otsu
 from skimage.segmentation import watershed
 
 from .augment import AUGMENTATIONS, apply_augmentation
+from .io import read_image
 from .preprocess import DEFAULT_THRESHOLD, check_int, make_clahe, otsu_foreground, pad_to_square, resize_square
 
 __all__ = [
@@ -60,16 +61,19 @@ __all__ = [
     "cellpose_available",
     "enhance",
     "enhancement_steps",
+    "field_cells",
     "filter_bands",
     "filter_cells",
     "green_channel",
     "mean_nucleus_size",
     "oversample_minorities",
+    "random_symmetries",
     "segment_cells",
     "segment_cells_cellpose",
     "segment_cells_two_channel",
     "segment_nuclei_cellpose",
     "segmentation_steps",
+    "split_by_field",
     "square_and_resize",
     "to_three_channels",
     "two_channel_diameter",
@@ -640,6 +644,84 @@ def cell_crops(field: np.ndarray, labels: np.ndarray, *, black_level: int = DEFA
     return table.assign(**columns)
 
 
+def field_cells(fields: pd.DataFrame, *, nucleus_diameter: float, cells_per_field: int | None = None, seed: int = 0,
+                segment: Any = None) -> pd.DataFrame:
+    """Segment every field image of ``fields`` and crop its cells: the cells of a collection, one row each.
+
+    Parameters
+    ----------
+    fields
+        Field images (:func:`cytobook.datasets.hep2.load_fields`): ``path``,
+        ``image_id``, ``label``, ``label_name``, ``source``.
+    nucleus_diameter
+        Passed to :func:`segment_cells` (the classical segmentation) unless ``segment`` is given.
+    cells_per_field
+        Keep at most this many cells of a field, drawn at random (``None``: all).
+    seed
+        Draws those cells.
+    segment
+        A function field -> labels (e.g. a :class:`Segmenter`); default the classical one.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns of :func:`cell_crops`, then ``field_id`` (the field's row
+        in ``fields``), ``path``, ``image_id``, ``label``, ``label_name``, ``source``.
+
+    Raises
+    ------
+    ValueError
+        Naming the field image in which no cell was found.
+    """
+    if segment is None:
+        def segment(image):
+            return segment_cells(image, nucleus_diameter=nucleus_diameter)
+    rng = np.random.default_rng(seed)
+    tables = []
+    for row in fields.itertuples():
+        image = read_image(row.path)
+        cells = cell_crops(image, segment(image), field_id=row.Index, path=row.path, image_id=row.image_id,
+                           label=row.label, label_name=row.label_name, source=row.source)
+        if cells.empty:
+            raise ValueError(f"{row.path}: no cell found in this field image of class {row.label_name!r} "
+                             f"(expected stained cells about {nucleus_diameter:g} px across)")
+        if cells_per_field is not None and len(cells) > cells_per_field:
+            cells = cells.iloc[np.sort(rng.choice(len(cells), cells_per_field, replace=False))]
+        tables.append(cells)
+    return pd.concat(tables, ignore_index=True)
+
+
+def split_by_field(cells: pd.DataFrame, validation: float = 0.3, seed: int = 0, by: str = "label_name") -> pd.Series:
+    """``"train"`` or ``"val"`` for each cell: whole fields go to one side, so a field's cells are never on both.
+
+    Per class, ``round(validation * fields)`` of its fields (at least one,
+    never all) are drawn for validation. A class with a single field cannot
+    be split so: its cells are split at random in the same proportion, as the
+    report's per-cell validation set does (*our choice*; only these classes'
+    validation cells share a field with training cells).
+
+    Parameters
+    ----------
+    cells
+        Cells with ``field_id`` (:func:`field_cells`) and the class column ``by``.
+    validation
+        Share of each class's fields held out.
+    """
+    if not 0 < validation < 1:
+        raise ValueError(f"validation must be between 0 and 1, got {validation}")
+    rng = np.random.default_rng(seed)
+    split = pd.Series("train", index=cells.index, dtype=object)
+    for _, group in cells.groupby(by, sort=True):
+        fields = np.unique(group["field_id"])
+        if len(fields) > 1:
+            held = rng.choice(fields, min(len(fields) - 1, max(1, round(validation * len(fields)))), replace=False)
+            split[group.index[group["field_id"].isin(held)]] = "val"
+        elif len(group) > 1:
+            held = rng.choice(group.index, max(1, round(validation * len(group))), replace=False)
+            split[held] = "val"
+    return split
+
+
 def filter_bands(table: pd.DataFrame, by: str | None = "label_name", low: float = 5.0, high: float = 95.0,
                  black_band: tuple[float, float] | None = None) -> pd.DataFrame:
     """The bands :func:`filter_cells` keeps, per class: the lines of Fig. 14 and the rectangle of Fig. 15.
@@ -813,3 +895,23 @@ def oversample_minorities(images: np.ndarray, labels: np.ndarray, rng: np.random
         extra_labels.append(np.full(missing, name, dtype=labels.dtype))
     return np.concatenate(extra_images), np.concatenate(extra_labels)
 
+
+
+def random_symmetries(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Each image under one of the eight symmetries of the square (the identity included), drawn at random.
+
+    Fresh flips and rotations every epoch, for networks trained from random
+    weights (*our choice*, beside the report's fixed copies of
+    :func:`oversample_minorities`); nothing is interpolated. ``images``:
+    a batch (N, S, S, C).
+    """
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[1] != images.shape[2]:
+        raise ValueError(f"images must be a batch of squares (N, S, S, C), got shape {images.shape}")
+    drawn = rng.integers(0, len(_SYMMETRIES) + 1, len(images))
+    result = images.copy()
+    for index, name in enumerate(_SYMMETRIES, start=1):
+        chosen = np.flatnonzero(drawn == index)
+        if len(chosen):
+            result[chosen] = apply_augmentation(images[chosen], name)
+    return result

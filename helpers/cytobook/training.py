@@ -82,6 +82,56 @@ def compile_binary(model: keras.Model, optimizer: str = "adam", learning_rate: f
     return model
 
 
+def _output_layer(model: keras.Model) -> keras.layers.Layer:
+    """The layer that makes ``model``'s output, looking inside nested models (a transfer model's ``head``)."""
+    layer = model.layers[-1]
+    while isinstance(layer, keras.Model):
+        layer = layer.layers[-1]
+    return layer
+
+
+def compile_classifier(model: keras.Model, optimizer: str = "adam", learning_rate: float = 1e-3, *,
+                       loss=None) -> keras.Model:
+    """Compile for the model's output layer: one sigmoid unit, softmax units or sigmoid units.
+
+    One sigmoid unit is :func:`compile_binary`. Softmax units (multi-class,
+    integer labels) get the sparse categorical cross-entropy and accuracy;
+    several sigmoid units (multi-label, 0/1 rows) the binary cross-entropy, or
+    ``loss`` (e.g. :func:`weighted_binary_crossentropy`), and the ROC AUC over the labels.
+    """
+    output = _output_layer(model)
+    units, activation = int(output.units), getattr(output.activation, "__name__", str(output.activation))
+    if units == 1:
+        return compile_binary(model, optimizer, learning_rate)
+    if activation == "softmax":
+        model.compile(optimizer=make_optimizer(optimizer, learning_rate), loss=loss or "sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+    elif activation == "sigmoid":
+        model.compile(optimizer=make_optimizer(optimizer, learning_rate), loss=loss or "binary_crossentropy",
+                      metrics=[keras.metrics.AUC(name="auc", multi_label=True, num_labels=units)])
+    else:
+        raise ValueError(f"{model.name}: expected a softmax or sigmoid output layer, found {activation}")
+    return model
+
+
+def weighted_binary_crossentropy(positive: np.ndarray, negative: np.ndarray):
+    """Binary cross-entropy of each label weighted by its class: ``positive[j]`` where label j is 1, ``negative[j]`` where 0.
+
+    The class weights of binary relevance (report 5, 2.4): each label's rare
+    value weighs more. The mean over the labels, as Keras's own loss.
+    """
+    positive = np.asarray(positive, dtype="float32")
+    negative = np.asarray(negative, dtype="float32")
+
+    def loss(y_true, y_pred):
+        y_true = keras.ops.cast(y_true, "float32")
+        y_pred = keras.ops.clip(keras.ops.cast(y_pred, "float32"), 1e-7, 1 - 1e-7)
+        terms = -(positive * y_true * keras.ops.log(y_pred) + negative * (1 - y_true) * keras.ops.log(1 - y_pred))
+        return keras.ops.mean(terms, axis=-1)
+
+    return loss
+
+
 def fit(
     model: keras.Model,
     data: SplitArrays,
@@ -158,7 +208,7 @@ def fit_head_on_features(
         extractor.predict(data.x_val, batch_size=batch_size, verbose=0), data.y_val,
         data.x_test[:0], data.y_test[:0],
     )
-    head = compile_binary(model.get_layer("head"), optimizer, learning_rate)
+    head = compile_classifier(model.get_layer("head"), optimizer, learning_rate)
     return fit(head, features, epochs=epochs, batch_size=batch_size, patience=patience)
 
 

@@ -49,22 +49,52 @@ TRUNCATION: dict[str, str] = {
 }
 
 
-def classifier_head(x, layers: tuple[tuple[str, float], ...]):
-    """Stack ``("dense", units)`` (ReLU) and ``("dropout", rate)`` layers on ``x``, then one sigmoid unit ``p_all``."""
+def classifier_head(x, layers: tuple[tuple[str, float], ...], outputs: int = 1, activation: str = "sigmoid"):
+    """Stack ``("dense", units)`` (ReLU) and ``("dropout", rate)`` layers on ``x``, then the output layer.
+
+    The output is one sigmoid unit ``p_all`` (report 1's binary task) by
+    default; ``outputs`` softmax units for a multi-class task, or ``outputs``
+    sigmoid units for a multi-label one (report 5), named ``probabilities``.
+    """
     for kind, value in layers:
         x = keras.layers.Dropout(value)(x) if kind == "dropout" else keras.layers.Dense(int(value), activation="relu")(x)
-    return keras.layers.Dense(1, activation="sigmoid", name="p_all")(x)
+    return keras.layers.Dense(outputs, activation=activation, name="p_all" if outputs == 1 else "probabilities")(x)
+
+
+def head_model(feature_shape: tuple[int, ...], *, pooling: str = "gap", dense: int | tuple[int, ...] | None = 256,
+               dropout: float | None = 0.5, outputs: int = 1, activation: str = "sigmoid",
+               standardise: bool = False) -> keras.Model:
+    """The new classifier on a base's output: pooling, dense ReLU layers, optional dropout, the output layer.
+
+    A model of its own, named ``"head"``, so that feature extraction can
+    train it on cached base outputs (:func:`cytobook.training.fit_head_on_features`)
+    and the full model sees the same weights. ``dense`` is one layer's units or
+    a tuple of them (report 5: two dense layers, then the dropout).
+    ``standardise`` puts a ``keras.layers.Normalization`` layer named
+    ``"standardise"`` after the pooling: one mean and one variance over all
+    features (per-feature statistics would blow up the features that are
+    constant on the training images), to be adapted to the training features.
+    """
+    if pooling not in ("flatten", "gap"):
+        raise ValueError(f"pooling must be 'flatten' or 'gap', got {pooling!r}")
+    features = keras.Input(feature_shape, name="features")
+    x = keras.layers.Flatten()(features) if pooling == "flatten" else keras.layers.GlobalAveragePooling2D()(features)
+    if standardise:
+        x = keras.layers.Normalization(axis=None, name="standardise")(x)
+    units = () if not dense else (dense,) if isinstance(dense, int) else tuple(dense)
+    layers = tuple(("dense", u) for u in units) + ((("dropout", dropout),) if dropout else ())
+    return keras.Model(features, classifier_head(x, layers, outputs, activation), name="head")
 
 
 def convolutional_base(
     arch: str,
     size: int,
     *,
-    truncated: bool = False,
+    truncated: bool | str = False,
     weights: str | None = "imagenet",
     required: bool = True,
 ) -> keras.Model:
-    """An ImageNet base, whole or cut at :data:`TRUNCATION`, named ``"base"``.
+    """An ImageNet base, whole or cut at :data:`TRUNCATION` (``truncated=True``) or at a named layer, named ``"base"``.
 
     ``required`` follows the profile: missing ImageNet weights stop the
     ``full`` profile and are announced loudly in the others (see
@@ -74,7 +104,8 @@ def convolutional_base(
     base = build_backbone(arch, (size, size, 3), weights=weights, required=required)
     loaded = base.imagenet_weights
     if truncated:
-        base = keras.Model(base.input, base.get_layer(TRUNCATION[arch]).output)
+        cut = TRUNCATION[arch] if truncated is True else truncated
+        base = keras.Model(base.input, base.get_layer(cut).output)
     base = keras.Model(base.input, base.output, name="base")
     base.imagenet_weights = loaded
     return base
@@ -84,14 +115,16 @@ def transfer_classifier(
     arch: str,
     size: int,
     *,
-    truncated: bool = False,
+    truncated: bool | str = False,
     pooling: str = "gap",
-    dense: int | None = 256,
+    dense: int | tuple[int, ...] | None = 256,
     dropout: float | None = 0.5,
     weights: str | None = "imagenet",
     required: bool = True,
+    outputs: int = 1,
+    activation: str = "sigmoid",
 ) -> keras.Model:
-    """ImageNet base + a new head: pooling, optional dense ReLU layer, optional dropout, one sigmoid unit.
+    """ImageNet base + a new head: pooling, dense ReLU layers, optional dropout, the output layer.
 
     Parameters
     ----------
@@ -99,28 +132,26 @@ def transfer_classifier(
         ``"vgg16"``, ``"resnet50"`` or ``"mobilenet_v2"`` (any key of
         :data:`cytobook.weights.ARCHITECTURES` with a :data:`TRUNCATION` to truncate).
     truncated
-        Cut the base at :data:`TRUNCATION`.
+        Cut the base at :data:`TRUNCATION` (``True``) or after the named layer.
     pooling
         ``"flatten"`` or ``"gap"`` (global average pooling).
     dense
-        Units of the ReLU layer before the output, or ``None``.
+        Units of the ReLU layer before the output, a tuple of them, or ``None``.
     dropout
         Rate of the dropout before the output, or ``None`` for none.
+    outputs, activation
+        One sigmoid unit (binary, the default), ``outputs`` softmax units
+        (multi-class) or ``outputs`` sigmoid units (multi-label).
 
     The base starts frozen (feature extraction); see :func:`set_trainable`.
     """
-    if pooling not in ("flatten", "gap"):
-        raise ValueError(f"pooling must be 'flatten' or 'gap', got {pooling!r}")
     base = convolutional_base(arch, size, truncated=truncated, weights=weights, required=required)
     base.trainable = False
-    # The head is a model of its own, so that feature extraction can train it on cached base outputs
-    # (cytobook.training.fit_head_on_features) and the full model sees the same weights.
-    features = keras.Input(base.output.shape[1:], name="features")
-    x = keras.layers.Flatten()(features) if pooling == "flatten" else keras.layers.GlobalAveragePooling2D()(features)
-    layers = ((("dense", dense),) if dense else ()) + ((("dropout", dropout),) if dropout else ())
-    head = keras.Model(features, classifier_head(x, layers), name="head")
+    head = head_model(base.output.shape[1:], pooling=pooling, dense=dense, dropout=dropout, outputs=outputs,
+                      activation=activation)
     inputs = keras.Input((size, size, 3), name="image")
-    model = keras.Model(inputs, head(base(imagenet_preprocessing(arch)(inputs))), name=f"{arch}{'_truncated' if truncated else ''}")
+    suffix = "" if not truncated else "_truncated" if truncated is True else f"_to_{truncated}"
+    model = keras.Model(inputs, head(base(imagenet_preprocessing(arch)(inputs))), name=f"{arch}{suffix}")
     model.imagenet_weights = base.imagenet_weights
     return model
 
@@ -222,6 +253,18 @@ def _fingerprint(data: SplitArrays) -> str:
     return digest.hexdigest()
 
 
+def he_initialise(base: keras.Model, seed: int) -> int:
+    """Redraw every convolution kernel of ``base`` from He et al.'s initialisation; returns how many.
+
+    Meant for deep ReLU networks trained from scratch: with Keras's default,
+    Glorot's, VGG16 does not start learning.
+    """
+    convolutions = [layer for layer in base.layers if isinstance(layer, keras.layers.Conv2D)]
+    for index, layer in enumerate(convolutions):
+        layer.kernel.assign(keras.initializers.HeNormal(seed=seed + index)(layer.kernel.shape))
+    return len(convolutions)
+
+
 def stand_in_base(arch: str, data: SplitArrays, *, profile, seed: int) -> keras.Model:
     """The whole ``arch`` base trained from random weights on ``data``'s training images.
 
@@ -251,9 +294,7 @@ def stand_in_base(arch: str, data: SplitArrays, *, profile, seed: int) -> keras.
         model = transfer_classifier(arch, data.x_train.shape[1], dense=None, dropout=None, weights=None, required=False)
         base = model.get_layer("base")
         base.trainable = True  # batch normalisation too: its statistics must be learnt
-        convolutions = [layer for layer in base.layers if isinstance(layer, keras.layers.Conv2D)]
-        for index, layer in enumerate(convolutions):  # He et al.'s initialisation: without it VGG16 does not start learning
-            layer.kernel.assign(keras.initializers.HeNormal(seed=seed + index)(layer.kernel.shape))
+        he_initialise(base, seed)
         rate = STAND_IN_LEARNING_RATE.get(arch, 1e-3)
         compile_binary(model, "adam", rate)
         result = model.fit(data.x_train, data.y_train, epochs=epochs,
