@@ -350,3 +350,16 @@ def test_random_symmetries_are_the_square_s_symmetries_and_vary():
     assert 0.6 < changed < 1.0  # 7 of 8 symmetries move a random image
     with pytest.raises(ValueError, match="squares"):
         hc.random_symmetries(images[:, :5], rng)
+
+
+def test_stretch_cell_spreads_the_cell_and_keeps_the_background_black():
+    crop = np.zeros((10, 10), np.uint8)
+    crop[2:8, 2:8] = np.linspace(40, 60, 36).reshape(6, 6).astype(np.uint8)
+    out = hc.stretch_cell(crop)
+    assert out.dtype == np.uint8 and (out[crop == 0] == 0).all()
+    assert out[crop > 0].min() == 1 and out[crop > 0].max() == 255
+    assert np.all(np.diff(out[2:8, 2:8].ravel().astype(int)) >= 0)  # order kept
+    flat = np.where(crop > 0, 50, 0).astype(np.uint8)
+    np.testing.assert_array_equal(hc.stretch_cell(flat), flat)
+    with pytest.raises(ValueError, match="uint8"):
+        hc.stretch_cell(crop.astype(float))

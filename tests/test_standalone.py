@@ -68,6 +68,18 @@ def test_last_notebook_of_each_chapter_runs_alone(tmp_path):
     else:
         assert "skipped" in real_cells
 
+    # Report 5's clustering notebook needs the cells of notebook 40 and the base of notebook 41.
+    hep2_run, clusters = run_alone("43_hep2_clustering", tmp_path, env)
+    assert [r["name"] for r in json.loads((hep2_run / "manifest.json").read_text())["notebooks"]] == [
+        "40_hep2_data", "41_hep2_multiclass", "42_hep2_multilabel"]
+    assert clusters["k"] >= 2 and abs(sum(clusters["cluster_shares"]) - 1) < 1e-3
+    multiclass = json.loads((hep2_run / "metrics" / "41_hep2_multiclass.json").read_text())
+    # the real ICPR 2014 sample has no test split: its validation split is the headline; generated I3A has one
+    assert set(multiclass["mean_class_accuracy"]) == ({"val"} if os.environ.get("CYTOBOOK_REAL_DATA") else {"test"})
+    assert all(0.0 <= value <= 1.0 for value in multiclass["mean_class_accuracy"].values())
+    multilabel = json.loads((hep2_run / "metrics" / "42_hep2_multilabel.json").read_text())
+    assert multilabel["class-weighted"]["labels_scored"] > 0
+
     cnmc_run, results = run_alone("09_cnmc_results", tmp_path, env)
     assert results["final_table"] and all(finite(row["weighted F1"]) for row in results["final_table"])
     assert all(finite(row["weighted F1, subject-level split"]) for row in results["split_comparison"])

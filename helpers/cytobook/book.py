@@ -99,7 +99,7 @@ PARTS: dict[str, Part] = {
     "bagging": Part("bagging", "Report 2 · An Inception-ResNet-V2 bagging ensemble (C-NMC 2019)", "bagging"),
     "wbc_unet": Part("wbc_unet", "Report 3 · CS5242 Project Report: a UNet multitask network for white blood cells", "wbc_unet"),
     "lymphocytosis": Part("lymphocytosis", "Report 4 · Challenge Report: Lymphocytosis Classification", "lymphocytosis"),
-    "hep2": Part("hep2", "Report 5 · HEp-2 antinuclear antibody patterns (ICPR 2014)", "hep2"),
+    "hep2": Part("hep2", "Report 5 · Recognition of antinuclear antibody patterns using machine learning", "hep2"),
 }
 
 #: stderr lines removed from the copies: TensorFlow/absl/XLA start-up logging,

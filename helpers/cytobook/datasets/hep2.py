@@ -174,6 +174,17 @@ def real_folder(real_data: str | os.PathLike | None = None) -> Path | None:
     return folder if folder.is_dir() else None
 
 
+def fields_label(fields_dir: str | None, profile: str, seed: int) -> str:
+    """How results on field images are labelled: the user's fields, or generated ones (a pipeline check).
+
+    The chapter's run-level ``data_dir`` is its I3A copy; the fields come
+    from notebook 40's own ``fields_dir``, so their results say which they are.
+    """
+    if fields_dir:
+        return f"fields at {fields_dir}"
+    return f"generated fields (profile {profile}, seed {seed}): a pipeline check, not comparable with published numbers"
+
+
 class Hep2LayoutError(ValueError):
     """A copy that does not follow its layout; the message starts with the offending path."""
 

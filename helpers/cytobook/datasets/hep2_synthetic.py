@@ -45,7 +45,7 @@ __all__ = ["GENERATOR_VERSION", "I3A_SHARES", "PATTERN_TRUTH", "ROOT_NAMES", "SP
            "generate_i3a", "generate_mivia", "split_counts"]
 
 #: Bump whenever the generated images, a layout or a profile's sizes change: it is part of the cache key.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 #: The top folder each generator writes.
 ROOT_NAMES = {"hep2": "hep2_icpr2014", "hep2_mivia": "hep2_icpr2012", "hep2_fields": "hep2_fields"}
 #: Cells per class in the ICPR 2014 task-1 release (13,596 in all): the generated classes keep these proportions.
