@@ -363,3 +363,20 @@ def test_stretch_cell_spreads_the_cell_and_keeps_the_background_black():
     np.testing.assert_array_equal(hc.stretch_cell(flat), flat)
     with pytest.raises(ValueError, match="uint8"):
         hc.stretch_cell(crop.astype(float))
+
+
+def test_read_cells_gives_the_network_input_and_names_a_damaged_file(tmp_path):
+    paths = []
+    for index, shape in enumerate(((78, 78), (60, 90))):
+        path = tmp_path / f"{index:05d}.png"
+        cv2.imwrite(str(path), np.full(shape, 100 + index, np.uint8))
+        paths.append(path)
+    cells = hc.read_cells(paths, 40)
+    assert cells.shape == (2, 40, 40, 3) and cells.dtype == np.uint8
+    assert (cells[0] == 100).all() and (cells[1, 20, 20] == 101).all() and (cells[1, 0, 20] == 0).all()  # black bars
+    broken = tmp_path / "00002.png"
+    broken.write_bytes(b"not a png")
+    with pytest.raises(Exception, match="00002.png"):
+        hc.read_cells([broken], 40)
+    with pytest.raises(ValueError, match="no cell"):
+        hc.read_cells([], 40)

@@ -32,7 +32,8 @@ an RGB field ``(H, W, 3)`` and uses its green channel, or a grayscale image
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +69,7 @@ __all__ = [
     "mean_nucleus_size",
     "oversample_minorities",
     "random_symmetries",
+    "read_cells",
     "segment_cells",
     "segment_cells_cellpose",
     "segment_cells_two_channel",
@@ -824,6 +826,20 @@ def square_and_resize(crop: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
         # preprocess's helpers take RGB: go through three equal planes and keep one.
         return resize_square(pad_to_square(np.dstack([crop] * 3)), size)[..., 0].copy()
     return resize_square(pad_to_square(crop), size)
+
+
+def read_cells(paths: Iterable[str | os.PathLike], size: int) -> np.ndarray:
+    """Single-cell images (the ICPR contests' files) as the network's input: squared, resized, three channels.
+
+    Each file is read in grey levels (:func:`cytobook.io.read_image`: a
+    damaged file is named), padded to a square and resized to ``size``
+    (:func:`square_and_resize`), then copied into three channels
+    (:func:`to_three_channels`). Returns ``uint8`` (N, size, size, 3).
+    """
+    planes = [square_and_resize(read_image(path, "L"), size) for path in paths]
+    if not planes:
+        raise ValueError("no cell image to read")
+    return to_three_channels(np.stack(planes))
 
 
 def to_three_channels(images: np.ndarray) -> np.ndarray:
