@@ -158,3 +158,33 @@ def test_ctrl_c_stops_the_running_cell_and_resume_finishes_the_run(project):
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert [nb["status"] for nb in manifest["notebooks"]] == ["ok", "ok"]
     assert (run_dir / "interrupted" / "02_cnmc_second-1" / "notebooks" / "02_cnmc_second.ipynb").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_with_jobs_interrupts_every_running_notebook(project):
+    import signal
+    import time
+
+    # Two chapters' notebooks sleep side by side; a third would follow the first.
+    sleeper = "import time\nfrom pathlib import Path\n(Path(run_dir) / 'started-{name}').touch()\ntime.sleep(120)"
+    for name in ("10_bagging_data", "20_wbc_unet_data"):
+        write_notebook(project / "notebooks" / f"{name}.ipynb", sleeper.format(name=name))
+    write_notebook(project / "notebooks" / "11_bagging_models.ipynb", "z = 3")
+    run = subprocess.Popen([sys.executable, "-m", "cytobook.cli", "run", "--profile", "smoke", "--jobs", "2",
+                            "--only", "bagging", "--only", "wbc_unet"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 120
+    while len(list(project.glob("runs/*/started-*"))) < 2 and time.monotonic() < deadline and run.poll() is None:
+        time.sleep(0.2)
+    run.send_signal(signal.SIGINT)
+    out, err = run.communicate(timeout=120)
+    (run_dir,) = (project / "runs").iterdir()
+    assert run.returncode == 130, out + err
+    assert err == (f"interrupted during 10_bagging_data, 20_wbc_unet_data; finish this run with: "
+                   f"cytobook run --resume runs/{run_dir.name}\n")
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert [nb["status"] for nb in manifest["notebooks"]] == ["interrupted", "not run", "interrupted"]
+    for name in ("10_bagging_data", "20_wbc_unet_data"):
+        assert '"ename": "KeyboardInterrupt"' in (run_dir / "notebooks" / f"{name}.ipynb").read_text()

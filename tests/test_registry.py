@@ -201,3 +201,26 @@ def test_no_module_imports_a_private_name_from_another():
 
 def test_the_check_function_is_not_shadowed_by_its_module():
     assert callable(datasets.check) and datasets.check is check
+
+
+def test_notebooks_asking_at_once_for_a_generated_set_wait_for_one_generation(tmp_path):
+    import threading
+    import time
+
+    from cytobook.io import cached_generation
+
+    calls = []
+
+    def generate(tmp):
+        calls.append(tmp)
+        time.sleep(0.5)  # long enough for the other thread to ask meanwhile
+        (tmp / "tree").mkdir()
+
+    found = []
+    threads = [threading.Thread(target=lambda: found.append(cached_generation(tmp_path / "set", "tree", {"seed": 0}, generate)))
+               for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(calls) == 1 and found == [tmp_path / "set" / "tree"] * 2

@@ -359,3 +359,80 @@ def test_only_also_runs_the_notebooks_the_selected_ones_read(tmp_path):
     manifest = json.loads((run / "manifest.json").read_text())
     assert [(nb["name"], nb["status"]) for nb in manifest["notebooks"]] == [("01_data_first", "ok"), ("02_data_second", "ok")]
     assert lines[0].startswith("also running 01_data_first")
+
+
+# A notebook that records when it ran, sleeping in between, so that overlaps can be read from the files.
+TIMED = (
+    "import json, time\n"
+    "from pathlib import Path\n"
+    "start = time.time()\n"
+    "time.sleep({sleep})\n"
+    "out = Path(run_dir) / 'artifacts' / '{name}'\n"
+    "out.mkdir(parents=True)\n"
+    "(out / 'times.json').write_text(json.dumps([start, time.time()]))"
+)
+
+
+@pytest.fixture
+def two_chapters(tmp_path):
+    """Bagging's two notebooks (the second reads the first) and a white-cell notebook, independent of both."""
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    write_notebook(notebooks / "10_bagging_data.ipynb", TIMED.format(sleep=3, name="10_bagging_data"))
+    write_notebook(notebooks / "11_bagging_models.ipynb",
+                   "from pathlib import Path\nassert (Path(run_dir) / 'artifacts' / '10_bagging_data' / 'times.json').exists()\n"
+                   + TIMED.format(sleep=0, name="11_bagging_models"))
+    write_notebook(notebooks / "20_wbc_unet_data.ipynb", TIMED.format(sleep=3, name="20_wbc_unet_data"))
+    return notebooks
+
+
+def times(run_dir: Path, name: str) -> tuple[float, float]:
+    return tuple(json.loads((run_dir / "artifacts" / name / "times.json").read_text()))
+
+
+@pytest.mark.slow
+def test_jobs_run_independent_chapters_side_by_side_and_a_reader_after_what_it_reads(two_chapters, tmp_path):
+    lines: list[str] = []
+    run_dir = run_suite("smoke", notebooks_dir=two_chapters, root=tmp_path / "runs", log=lines.append,
+                        progress_after_s=1.0, jobs=2)
+    assert statuses(run_dir) == ["ok", "ok", "ok"]
+    bagging, models, wbc = (times(run_dir, name) for name in ("10_bagging_data", "11_bagging_models", "20_wbc_unet_data"))
+    assert bagging[0] < wbc[1] and wbc[0] < bagging[1], "the two chapters overlap"
+    assert models[0] > bagging[1], "notebook 11 waits for notebook 10"
+    # Cell lines name their notebook when several run at once.
+    assert any(line.startswith("    10_bagging_data: cell 4/4 `import json, time`") for line in lines), lines
+    assert lines[-1].startswith("all 3 notebook(s) ran in")
+
+
+@pytest.mark.slow
+def test_with_jobs_a_failure_starts_nothing_more_and_lets_the_running_notebook_finish(two_chapters, tmp_path):
+    write_notebook(two_chapters / "10_bagging_data.ipynb", "raise RuntimeError('broken on purpose')")
+    with pytest.raises(SuiteFailed, match="10_bagging_data failed in cell") as caught:
+        run_suite("smoke", notebooks_dir=two_chapters, root=tmp_path / "runs", log=lambda line: None, jobs=2)
+    assert statuses(caught.value.run_dir) == ["failed", "not run", "ok"]
+    manifest = json.loads((caught.value.run_dir / "manifest.json").read_text())
+    assert "executing" not in manifest
+
+
+def test_with_jobs_an_interrupted_notebook_stops_the_run(two_chapters, tmp_path, monkeypatch):
+    calls: list[str] = []
+
+    def execute(input_path, output_path, real=papermill.execute_notebook, **kwargs):
+        calls.append(Path(input_path).stem)
+        if Path(input_path).stem == "10_bagging_data":
+            raise KeyboardInterrupt
+        return real(input_path, output_path, **kwargs)
+
+    monkeypatch.setattr(papermill, "execute_notebook", execute)
+    with pytest.raises(SuiteInterrupted) as caught:
+        run_suite("smoke", notebooks_dir=two_chapters, root=tmp_path / "runs", log=lambda line: None, jobs=2)
+    assert caught.value.notebook == "10_bagging_data"
+    # Notebook 20 had started beside it and finished; notebook 11 never started.
+    assert statuses(caught.value.run_dir) == ["interrupted", "not run", "ok"]
+    assert sorted(calls) == ["10_bagging_data", "20_wbc_unet_data"]
+
+
+@pytest.mark.parametrize("jobs", [0, -1, 1.5, True])
+def test_jobs_must_be_a_positive_whole_number(suite, tmp_path, jobs):
+    with pytest.raises(ValueError, match="jobs must be a positive whole number"):
+        run_suite("smoke", notebooks_dir=suite, root=tmp_path / "runs", log=lambda line: None, jobs=jobs)

@@ -18,6 +18,16 @@ def _data_dir_pair(text: str) -> tuple[str, str]:
     return name, path
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``cytobook`` (exposed for the tests and the docs)."""
     from .datasets import DATASETS
@@ -33,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--only", metavar="CHAPTER_OR_PATTERN", action="append",
                      help="run only these chapters or notebook-name patterns (repeatable)")
     run.add_argument("--seed", type=int, help="default: 0")
+    run.add_argument("--jobs", type=_positive_int, default=1,
+                     help="notebooks run at once, each in its own kernel, chapters side by side (default 1: one after "
+                          "the other); 2 on a 2-core machine")
     run.add_argument("--resume", metavar="RUN",
                      help="finish an interrupted or failed run (its directory or id): execute its notebooks that are "
                           "not ok, with the run's own profile, seed and data")
@@ -103,10 +116,10 @@ def _run(args: argparse.Namespace) -> int:
             return 2
     try:
         if args.resume is not None:
-            run_dir = resume_suite(args.resume, log=log)
+            run_dir = resume_suite(args.resume, log=log, jobs=args.jobs)
         else:
             run_dir = run_suite(args.profile or "demo", data_dirs=dict(args.data_dir), only=args.only,
-                                seed=0 if args.seed is None else args.seed, log=log)
+                                seed=0 if args.seed is None else args.seed, log=log, jobs=args.jobs)
     except SuiteInterrupted as stop:
         # stderr: under `make book`, Ctrl-C also stops the `tee` that reads stdout.
         print(f"interrupted during {stop.notebook}; finish this run with: cytobook run --resume {_shown(stop.run_dir)}",

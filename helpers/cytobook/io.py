@@ -169,6 +169,24 @@ def atomic_directory(final: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``path`` (made if missing) against other processes; a no-op without ``fcntl``."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: concurrent generations stay correct (atomic_directory), only duplicated
+        yield
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def cache_dir() -> Path:
     """Where generated data sets live: ``$CYTOBOOK_CACHE`` or ``~/.cache/cytobook``."""
     root = os.environ.get("CYTOBOOK_CACHE") or Path.home() / ".cache" / "cytobook"
@@ -201,9 +219,12 @@ def cached_generation(folder: str | os.PathLike, root_name: str, record: dict[st
     """
     folder = Path(folder)
     if not (folder / root_name).is_dir():
-        with atomic_directory(folder) as tmp:
-            generate(tmp)
-            write_json(tmp / "spec.json", record)
+        # Notebooks running at once (`cytobook run --jobs`) wait for one generation instead of each making its own.
+        with exclusive_lock(folder.parent / f".{folder.name}.lock"):
+            if not (folder / root_name).is_dir():
+                with atomic_directory(folder) as tmp:
+                    generate(tmp)
+                    write_json(tmp / "spec.json", record)
         if not (folder / root_name).is_dir():  # a stray folder of that name, kept by atomic_directory
             raise FileExistsError(f"{folder} exists but holds no {root_name}; delete it and try again")
     recorded = folder / "spec.json"

@@ -29,6 +29,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -64,7 +65,10 @@ class SuiteFailed(RuntimeError):
 
 
 class SuiteInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped the run during ``notebook`` (a KeyboardInterrupt); finish it with :func:`resume_suite`."""
+    """Ctrl-C stopped the run during ``notebook`` (a KeyboardInterrupt); finish it with :func:`resume_suite`.
+
+    ``notebook`` names the notebooks it stopped, comma-separated when several ran at once.
+    """
 
     def __init__(self, run_dir: Path, notebook: str):
         super().__init__(f"interrupted during {notebook}")
@@ -189,6 +193,7 @@ def run_suite(
     log: Callable[[str], None] = print,
     progress_after_s: float = PROGRESS_AFTER_S,
     run_dir: Path | None = None,
+    jobs: int = 1,
 ) -> Path:
     """Execute the suite's notebooks in order into a new run directory.
 
@@ -212,6 +217,12 @@ def run_suite(
         An empty run directory made by :func:`cytobook.suite.new_run_dir`
         (a notebook run by hand fills its own, see :func:`prepare_earlier`);
         by default a new one under ``root``.
+    jobs
+        How many notebooks run at once, each in its own kernel: a notebook
+        starts when the notebooks it reads have finished, so chapters run side
+        by side. 1 (the default) runs them one after the other, in order;
+        2 suits a 2-core machine, whose kernels use about 1.3 cores each. On
+        a GPU the kernels share its memory: keep 1 unless the models are small.
 
     Returns
     -------
@@ -265,7 +276,8 @@ def run_suite(
     }
     io.write_json(run_dir / "manifest.json", manifest)
     log(f"run {run_dir.name}: {len(notebooks)} notebook(s), profile {profile}, backend {manifest['keras_backend']}, {manifest['device']}")
-    return _execute(run_dir, manifest, list(zip(notebooks, manifest["notebooks"])), log, progress_after_s)
+    return _execute(run_dir, manifest, list(zip(notebooks, manifest["notebooks"])), log, progress_after_s,
+                    suite=suite, jobs=jobs)
 
 
 def prepare_earlier(
@@ -316,6 +328,7 @@ def resume_suite(
     notebooks_dir: Path | None = None,
     log: Callable[[str], None] = print,
     progress_after_s: float = PROGRESS_AFTER_S,
+    jobs: int = 1,
 ) -> Path:
     """Finish an interrupted or failed run (directory or id): execute, in order, its notebooks that are not ``ok``.
 
@@ -324,7 +337,7 @@ def resume_suite(
     attempt left (notebook, metrics, artefacts) is first moved to
     ``interrupted/<name>-<n>/``, and recorded under the notebook's
     ``earlier_attempts``; the manifest lists the resumes under ``resumed``.
-    ``notebooks_dir``, ``log`` and ``progress_after_s`` are as for :func:`run_suite`.
+    ``notebooks_dir``, ``log``, ``progress_after_s`` and ``jobs`` are as for :func:`run_suite`.
 
     Raises
     ------
@@ -346,7 +359,8 @@ def resume_suite(
     if not records:
         log(f"run {run_dir.name}: every notebook is ok, nothing to resume")
         return run_dir
-    available = {nb.name: nb for nb in discover(notebooks_dir)}
+    suite = discover(notebooks_dir)
+    available = {nb.name: nb for nb in suite}
     missing = [record["name"] for record in records if record["name"] not in available]
     if missing:
         where = notebooks_dir or "notebooks/"
@@ -365,7 +379,16 @@ def resume_suite(
     if commit != manifest.get("commit"):
         log(f"note: the run started at commit {manifest.get('commit')}; the checkout is now at {commit}")
     todo = [(available[record["name"]], record) for record in records]
-    return _execute(run_dir, manifest, todo, log, progress_after_s)
+    return _execute(run_dir, manifest, todo, log, progress_after_s, suite=suite, jobs=jobs)
+
+
+def _dependencies(todo: Sequence[tuple[SuiteNotebook, dict[str, Any]]], suite: Sequence[SuiteNotebook]) -> dict[str, set[str]]:
+    """For each notebook of ``todo``, those of ``todo`` it must wait for (:func:`cytobook.suite.needed_notebooks`).
+
+    Notebooks it needs that are not in ``todo`` already ran (a resume keeps the ``ok`` ones).
+    """
+    names = {nb.name for nb, _ in todo}
+    return {nb.name: {needed.name for needed in needed_notebooks(nb.name, list(suite))} & names for nb, _ in todo}
 
 
 def _execute(
@@ -374,52 +397,154 @@ def _execute(
     todo: Sequence[tuple[SuiteNotebook, dict[str, Any]]],
     log: Callable[[str], None],
     progress_after_s: float,
+    *,
+    suite: Sequence[SuiteNotebook],
+    jobs: int = 1,
 ) -> Path:
-    """The execution loop of a fresh run and of a resume: run ``todo`` in order, keeping the manifest current.
+    """The execution loop of a fresh run and of a resume: run ``todo``, keeping the manifest current.
 
     ``todo`` pairs each notebook with its record in ``manifest["notebooks"]``.
+    Up to ``jobs`` notebooks run at once, each in its own kernel, started in
+    ``todo``'s order as soon as the notebooks it reads (among ``suite``) are
+    done; with ``jobs=1`` that is the suite's order. After a failure or Ctrl-C
+    no notebook is started; those running finish (or are interrupted with the
+    Ctrl-C), so that every result kept is whole.
     """
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a positive whole number, got {jobs!r}")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # inherited by the kernels
-    session_start = time.perf_counter()
-    earlier_s = float(manifest.get("duration_s") or 0.0)  # a resumed run adds to its earlier sessions
-
-    def save() -> None:
-        manifest["duration_s"] = round(earlier_s + time.perf_counter() - session_start, 1)
-        io.write_json(run_dir / "manifest.json", manifest)
-
+    if jobs > 1:
+        # Kernels sharing a GPU take its memory as they need it (JAX takes 75 % at start, TensorFlow all of it).
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+        os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+    session = _Session(run_dir, manifest, log)
+    needs = _dependencies(todo, suite)
+    pending = [(f"[{index}/{len(todo)}]", nb, record) for index, (nb, record) in enumerate(todo, start=1)]
+    running: dict[Future, tuple[str, _NotebookWatch]] = {}
+    done: set[str] = set()
+    failures: list[SuiteFailed] = []
+    interrupted: list[str] = []
     # Lets a resume tell a run still being executed from a stopped one.
     manifest["executing"] = {"host": platform.node(), "pid": os.getpid()}
-    current = todo[0][0].name
+    ctrl_c = _CtrlC(lambda: [watch for _, watch in running.values()])
     try:
+        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="notebook") as pool, ctrl_c.installed():
+            try:
+                while running or (pending and not (failures or interrupted or ctrl_c.pressed)):
+                    if not (failures or interrupted or ctrl_c.pressed):
+                        ready = [item for item in pending if needs[item[1].name] <= done][: jobs - len(running)]
+                        for item in ready:
+                            pending.remove(item)
+                            counter, nb, record = item
+                            watch = _NotebookWatch(session.log, progress_after_s, prefix=f"{nb.name}: " if jobs > 1 else "")
+                            running[pool.submit(session.run_notebook, counter, nb, record, watch)] = (nb.name, watch)
+                        if not running:  # cannot happen: todo is in suite order, so a notebook's needs come first
+                            raise RuntimeError(f"no notebook can start: {[item[1].name for item in pending]} wait for "
+                                               "notebooks that are not in this run")
+                    finished, _ = wait(list(running), timeout=1.0, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        name, _ = running.pop(future)
+                        _collect(future, name, done, failures, interrupted)
+            except KeyboardInterrupt:
+                # Ctrl-C pressed again, the kernels did not stop: kill them, and wait for their notebooks to be saved.
+                for _, watch in running.values():
+                    watch.kill()
+                for future, (name, _) in list(running.items()):
+                    _collect(future, name, done, failures, interrupted, wait_s=60.0)
+                if not interrupted:
+                    interrupted.append(pending[0][1].name if pending else "the run")
+    finally:
+        manifest.pop("executing", None)
+        session.save()
+    if ctrl_c.pressed and not interrupted:  # Ctrl-C between two notebooks
+        interrupted.append(pending[0][1].name if pending else todo[-1][0].name)
+    if interrupted:
+        order = {nb.name: index for index, (nb, _) in enumerate(todo)}
+        raise SuiteInterrupted(run_dir, ", ".join(sorted(interrupted, key=lambda name: order.get(name, len(order)))))
+    if failures:
+        raise failures[0]
+    session.log(f"all {len(todo)} notebook(s) ran in {format_duration(session.elapsed(), compact=True)}")
+    return run_dir
+
+
+def _collect(future: Future, name: str, done: set[str], failures: list[SuiteFailed], interrupted: list[str],
+             wait_s: float | None = None) -> None:
+    """File a finished notebook's outcome under ``done``, ``failures`` or ``interrupted``."""
+    try:
+        future.result(timeout=wait_s)
+    except SuiteFailed as failure:
+        failures.append(failure)
+    except (_Interrupted, TimeoutError, KeyboardInterrupt):
+        interrupted.append(name)
+    else:
+        done.add(name)
+
+
+class _Interrupted(Exception):
+    """A notebook was stopped by Ctrl-C; its record says ``interrupted``."""
+
+
+class _Session:
+    """What the notebooks running at once share: the run directory, its manifest and the log."""
+
+    def __init__(self, run_dir: Path, manifest: dict[str, Any], log: Callable[[str], None]):
+        self.run_dir = run_dir
+        self.manifest = manifest
+        self._log = log
+        self._lock = threading.RLock()  # one writer of the manifest and the log at a time
+        self._start = time.perf_counter()
+        self._earlier_s = float(manifest.get("duration_s") or 0.0)  # a resumed run adds to its earlier sessions
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self._start
+
+    def log(self, line: str) -> None:
+        with self._lock:
+            self._log(line)
+
+    def save(self) -> None:
+        with self._lock:
+            self.manifest["duration_s"] = round(self._earlier_s + self.elapsed(), 1)
+            io.write_json(self.run_dir / "manifest.json", self.manifest)
+
+    def run_notebook(self, counter: str, nb: SuiteNotebook, record: dict[str, Any], watch: _NotebookWatch) -> None:
+        """Execute one notebook with papermill into the run, and record how it went.
+
+        Raises
+        ------
+        SuiteFailed
+            When it fails (the message names the cell), after recording it.
+        _Interrupted
+            When Ctrl-C stopped it.
+        """
         import papermill
         from papermill.exceptions import PapermillExecutionError
 
-        for index, (nb, record) in enumerate(todo, start=1):
-            current = nb.name
-            counter = f"[{index}/{len(todo)}]"
-            tag = f"{counter} {nb.name}"
-            output = run_dir / "notebooks" / nb.path.name
-            watch = _NotebookWatch(log, progress_after_s)
-            try:
-                record.update(status="running", duration_s=None, parameters=_parameters(manifest, nb, run_dir))
-                save()
-                log(f"{tag} ...")
-                with watch.sigint_interrupts_kernel():
-                    papermill.execute_notebook(
-                        str(nb.path), str(output), parameters=record["parameters"], cwd=str(nb.path.parent),
-                        progress_bar=False, log_output=False, **watch.engine_kwargs(),
-                    )
-                if watch.interrupted:  # Ctrl-C after the last cell: stop all the same
-                    raise KeyboardInterrupt
-                figures = export_figures(output, run_dir / "artifacts" / nb.name / "figures")
+        tag = f"{counter} {nb.name}"
+        output = self.run_dir / "notebooks" / nb.path.name
+        try:
+            with self._lock:
+                record.update(status="running", duration_s=None, parameters=_parameters(self.manifest, nb, self.run_dir))
+                self.save()
+            self.log(f"{tag} ...")
+            papermill.execute_notebook(
+                str(nb.path), str(output), parameters=record["parameters"], cwd=str(nb.path.parent),
+                progress_bar=False, log_output=False, **watch.engine_kwargs(),
+            )
+            if watch.interrupted:  # Ctrl-C after the last cell: stop all the same
+                raise KeyboardInterrupt
+            figures = export_figures(output, self.run_dir / "artifacts" / nb.name / "figures")
+            with self._lock:
                 record.update(status="ok", duration_s=round(watch.elapsed(), 1), figures=len(figures))
-                save()
-                log(f"{tag} done in {format_duration(watch.elapsed(), compact=True)}")
-            except BaseException as error:
+                self.save()
+            self.log(f"{tag} done in {format_duration(watch.elapsed(), compact=True)}")
+        except BaseException as error:
+            with self._lock:
                 record["duration_s"] = round(watch.elapsed(), 1)
                 if watch.interrupted or isinstance(error, KeyboardInterrupt):
                     record["status"] = "interrupted"
-                    raise SuiteInterrupted(run_dir, nb.name) from None
+                    self.save()
+                    raise _Interrupted(nb.name) from None
                 if not isinstance(error, Exception):
                     raise
                 if isinstance(error, PapermillExecutionError):
@@ -432,20 +557,48 @@ def _execute(
                     problem = f"{type(error).__name__}: {error}"
                     message = f"{nb.name} failed: {problem}"
                 record.update(status="failed", error=problem)
-                message += f"\n  executed notebook with the traceback: {output}"
-                log(f"{counter} {message}")
-                raise SuiteFailed(message, run_dir) from (None if isinstance(error, PapermillExecutionError) else error)
-            finally:
-                watch.stop()
-    except KeyboardInterrupt as stop:
-        if isinstance(stop, SuiteInterrupted):
-            raise
-        raise SuiteInterrupted(run_dir, current) from None  # Ctrl-C between two notebooks
-    finally:
-        manifest.pop("executing", None)
-        save()
-    log(f"all {len(todo)} notebook(s) ran in {format_duration(time.perf_counter() - session_start, compact=True)}")
-    return run_dir
+                self.save()
+            message += f"\n  executed notebook with the traceback: {output}"
+            self.log(f"{counter} {message}")
+            raise SuiteFailed(message, self.run_dir) from (None if isinstance(error, PapermillExecutionError) else error)
+        finally:
+            watch.stop()
+
+
+class _CtrlC:
+    """Ctrl-C during a run: the first press interrupts the running notebooks' kernels and starts no other notebook.
+
+    A press 2 s or more after the first raises KeyboardInterrupt (the kernels
+    did not stop); an earlier one is impatience and is ignored. Installed only
+    from the main thread; elsewhere Ctrl-C stays a plain KeyboardInterrupt.
+    """
+
+    def __init__(self, running: Callable[[], list[_NotebookWatch]]):
+        self.running = running
+        self.pressed = False
+        self._pressed_at = 0.0
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        try:
+            previous = signal.signal(signal.SIGINT, self._on_sigint)
+        except ValueError:  # not the main thread
+            yield
+            return
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self.pressed:
+            if time.monotonic() - self._pressed_at < 2.0:
+                return
+            raise KeyboardInterrupt
+        self.pressed = True
+        self._pressed_at = time.monotonic()
+        for watch in self.running():
+            watch.interrupt()
 
 
 class _Stop(Exception):
@@ -455,16 +608,16 @@ class _Stop(Exception):
 class _NotebookWatch:
     """Watches one notebook's execution: logs slow cells and turns Ctrl-C into a kernel interrupt.
 
-    Its methods are nbclient hooks, passed through papermill. Interrupting the
-    kernel (as Jupyter's stop button does) rather than raising here lets
+    Its methods are nbclient hooks, passed through papermill; :class:`_CtrlC`
+    calls :meth:`interrupt`. Interrupting the kernel (as Jupyter's stop button does) rather than raising here lets
     nbclient save the notebook with the interrupted cell's traceback.
     """
 
-    def __init__(self, log: Callable[[str], None], after_s: float):
+    def __init__(self, log: Callable[[str], None], after_s: float, prefix: str = ""):
         self.log = log
         self.after_s = after_s
+        self.prefix = prefix  # names the notebook on its cells' lines when several run at once
         self.interrupted = False
-        self._interrupted_at = 0.0
         self.kernel: Any = None  # the notebook's kernel manager, once nbclient made it
         self._start = time.perf_counter()
         self._cells = 0
@@ -497,36 +650,24 @@ class _NotebookWatch:
             "on_cell_executed": self._cell_finished,
         }
 
-    @contextmanager
-    def sigint_interrupts_kernel(self) -> Iterator[None]:
-        """While papermill runs, Ctrl-C interrupts the kernel; pressed again after 2 s, this process."""
-        try:
-            previous = signal.signal(signal.SIGINT, self._on_sigint)
-        except ValueError:  # not the main thread: Ctrl-C stays a plain KeyboardInterrupt
-            yield
-            return
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
-
-    def _on_sigint(self, signum: int, frame: Any) -> None:
-        if self.interrupted:
-            # A repeated press right away is impatience, and raising now would only add asyncio's
-            # complaints to the output; a later one means the kernel did not stop: stop waiting.
-            if time.monotonic() - self._interrupted_at < 2.0:
-                return
-            raise KeyboardInterrupt
+    def interrupt(self) -> None:
+        """Interrupt the kernel, as Jupyter's stop button does; without a kernel yet, stop before the first cell."""
         self.interrupted = True
-        self._interrupted_at = time.monotonic()
+        self._signal_kernel(signal.SIGINT)
+
+    def kill(self) -> None:
+        """Kill the kernel (it ignored the interrupt); nbclient then saves the notebook as it stands."""
+        self.interrupted = True
+        self._signal_kernel(signal.SIGKILL if hasattr(signal, "SIGKILL") else signal.SIGTERM)
+
+    def _signal_kernel(self, signum: int) -> None:
         # The kernel runs in its own process group (jupyter_client starts it in a new session).
         pgid = getattr(getattr(self.kernel, "provisioner", None), "pgid", None)
         if pgid and hasattr(os, "killpg") and pgid != os.getpgrp():
             try:
-                os.killpg(pgid, signal.SIGINT)
+                os.killpg(pgid, signum)
             except OSError:
                 pass  # already gone; nbclient reports it
-        # Without a kernel yet (or between cells), the next cell's hook stops the notebook.
 
     def _notebook_started(self, notebook: Any) -> None:
         self._cells = len(notebook.cells)
@@ -550,7 +691,7 @@ class _NotebookWatch:
                 return
             label, start = self._cell
             running = time.perf_counter() - start
-            self.log(f"    {label} still running after {format_duration(running, compact=True)}")
+            self.log(f"    {self.prefix}{label} still running after {format_duration(running, compact=True)}")
             self._arm(running)  # next notice when its time has doubled: a few lines even for hours
 
     def _cell_finished(self, cell: Any, cell_index: int, execute_reply: Any) -> None:
@@ -563,7 +704,7 @@ class _NotebookWatch:
                 self._timer.cancel()
         took = time.perf_counter() - start
         if took >= self.after_s:
-            self.log(f"    {label} {format_duration(took, compact=True)} "
+            self.log(f"    {self.prefix}{label} {format_duration(took, compact=True)} "
                      f"({format_duration(self.elapsed(), compact=True)} so far)")
 
     def stop(self) -> None:
