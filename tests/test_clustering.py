@@ -256,3 +256,35 @@ def test_spectrum_figure_draws_one_log_line_per_name():
     np.testing.assert_array_equal(ax.get_lines()[0].get_xdata(), [1, 2, 3, 4])
     with pytest.raises(ValueError, match="'flat': expected a non-empty 1-D array"):
         cl.spectrum_figure({"flat": np.ones((2, 2))}, "t")
+
+
+# ---------------------------------------------------------------------------
+# components_holding and tune_gamma
+
+
+def test_components_holding_counts_the_leading_share():
+    ratios = np.array([0.5, 0.2, 0.1, 0.1, 0.05])
+    assert cl.components_holding(ratios, 0.5 / 0.95) == 1
+    assert cl.components_holding(ratios, 0.8 / 0.95) == 3  # of what the five hold, not of 1
+    assert cl.components_holding(ratios, 1.0) == 5
+    for bad, share in ((np.array([]), 0.9), (np.array([0.5, -0.1]), 0.9), (ratios, 0.0), (ratios, 1.5)):
+        with pytest.raises(ValueError):
+            cl.components_holding(bad, share)
+
+
+def test_tune_gamma_prefers_the_width_that_separates_a_small_far_group():
+    # A minority of 10 rows far from 90: a kernel as narrow as the typical pair of rows sees every row
+    # alone; a wider one keeps the minority together, and the grid finds it.
+    rng = np.random.default_rng(0)
+    x = np.vstack([rng.normal(size=(90, 20)), rng.normal(size=(10, 20)) + 6.0])
+    tuning = cl.tune_gamma(x, range(2, 6), seed=0)
+    assert list(tuning.columns) == ["factor", "gamma", "components", "best k", "best silhouette"]
+    assert list(tuning["factor"]) == list(cl.GAMMA_FACTORS)
+    assert np.allclose(tuning["gamma"], cl.median_gamma(x) * np.array(cl.GAMMA_FACTORS))
+    best = tuning.loc[tuning["best silhouette"].idxmax()]
+    assert best["best k"] == 2 and best["factor"] < 1.0
+    projected, _ = cl.nystroem_kpca(x, gamma=best["gamma"], seed=0)
+    members = cl.cluster_members(projected[:, : int(best["components"])], 2)
+    assert adjusted_rand_score(members, [0] * 90 + [1] * 10) == 1.0
+    with pytest.raises(ValueError, match="factor"):
+        cl.tune_gamma(x, factors=[0.1, -1.0])

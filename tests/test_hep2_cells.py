@@ -380,3 +380,23 @@ def test_read_cells_gives_the_network_input_and_names_a_damaged_file(tmp_path):
         hc.read_cells([broken], 40)
     with pytest.raises(ValueError, match="no cell"):
         hc.read_cells([], 40)
+
+
+def test_level_fields_takes_out_the_exposure_and_keeps_brightness_within_a_field():
+    def disc(level):
+        crop = np.zeros((9, 9), np.uint8)
+        crop[2:7, 2:7] = level
+        return crop
+
+    # Field 1 exposed twice as long as field 0; each has one cell three times as bright as its others.
+    levels = {0: [20, 20, 20, 60], 1: [40, 40, 40, 120]}
+    table = pd.DataFrame([{"field_id": field, "crop": disc(level)} for field, values in levels.items() for level in values])
+    levelled = hc.level_fields(table)
+    assert levelled["brightness"].tolist() == [40, 40, 40, 120] * 2  # both fields at the median cell of all
+    assert table["crop"][0].max() == 20, "the input is not modified"
+    assert hc.cell_brightness(np.zeros((3, 3), np.uint8)) == 0.0
+    with pytest.raises(ValueError, match=r"needs the columns \['field_id'\]"):
+        hc.level_fields(table.drop(columns="field_id"))
+    dark = pd.DataFrame([{"field_id": 7, "crop": np.zeros((3, 3), np.uint8)}])
+    with pytest.raises(ValueError, match=r"fields \[7\]: every cell is black"):
+        hc.level_fields(dark)

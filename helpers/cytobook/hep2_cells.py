@@ -790,6 +790,52 @@ def filter_cells(table: pd.DataFrame, by: str | None = "label_name", low: float 
     return table[keep]
 
 
+def cell_brightness(crop: np.ndarray) -> float:
+    """Mean level of a cell crop's own pixels (those above 0, the masked-out background); 0 for an empty crop."""
+    inside = np.asarray(crop)[np.asarray(crop) > 0]
+    return float(inside.mean()) if inside.size else 0.0
+
+
+def level_fields(table: pd.DataFrame, by: str = "field_id") -> pd.DataFrame:
+    """``table`` with each field's crops scaled so that every field's median cell brightness is the same.
+
+    Fields differ several-fold in exposure; scaled this way, a cell's
+    brightness says how it stands against the other cells of its field (the
+    report's atypical cells are "more luminous" than the rest), no longer
+    which field it came from. The common level is the median cell brightness
+    of the whole table; levels above 255 are clipped.
+
+    Parameters
+    ----------
+    table
+        Cells with a ``crop`` column (:func:`field_cells`) and the field column ``by``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with the scaled ``crop`` and a ``brightness`` column (:func:`cell_brightness` after scaling).
+
+    Raises
+    ------
+    ValueError
+        If a column is missing, or a field's cells are all black.
+    """
+    missing = [column for column in ("crop", by) if column not in table.columns]
+    if missing:
+        raise ValueError(f"level_fields needs the columns {missing}; got {list(table.columns)}")
+    table = table.copy()
+    brightness = table["crop"].map(cell_brightness)
+    field_level = brightness.groupby(table[by]).transform("median")
+    dark = sorted(set(table.loc[field_level <= 0, by]))
+    if dark:
+        raise ValueError(f"fields {dark}: every cell is black, their exposure cannot be levelled")
+    gain = float(brightness.median()) / field_level
+    table["crop"] = [np.clip(np.rint(crop.astype(np.float32) * np.float32(g)), 0, 255).astype(np.uint8)
+                     for crop, g in zip(table["crop"], gain)]
+    table["brightness"] = table["crop"].map(cell_brightness)
+    return table
+
+
 def stretch_cell(crop: np.ndarray, percentiles: tuple[float, float] = (1.0, 99.0)) -> np.ndarray:
     """Contrast-stretch a cell crop over its own pixels: their ``percentiles`` to 1 and 255, the black background kept 0.
 
