@@ -30,6 +30,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import TimeoutError as FutureTimeout  # not the built-in one before Python 3.11
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -474,7 +475,7 @@ def _collect(future: Future, name: str, done: set[str], failures: list[SuiteFail
         future.result(timeout=wait_s)
     except SuiteFailed as failure:
         failures.append(failure)
-    except (_Interrupted, TimeoutError, KeyboardInterrupt):
+    except (_Interrupted, FutureTimeout, KeyboardInterrupt):
         interrupted.append(name)
     else:
         done.add(name)

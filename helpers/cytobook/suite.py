@@ -28,6 +28,15 @@ CHAPTERS: dict[str, str] = {
 #: in its chapter (notebook 12 sets report 2's models beside report 1's ensembles of notebook 07).
 READS_FROM: dict[str, tuple[str, ...]] = {"12_bagging_results": ("07_cnmc_ensembles",)}
 
+_CNMC_MODELS = ("03_cnmc_scratch_cnn", "04_cnmc_vgg16", "05_cnmc_resnet50", "06_cnmc_mobilenet_v2")
+#: Notebooks that read only some of the notebooks before them in their chapter: exactly these (the others read
+#: all of them). Report 1's four model families each train on notebook 02's splits alone, and notebook 08
+#: explains their models, not notebook 07's ensembles: ``cytobook run --jobs`` runs them side by side.
+READS_IN_CHAPTER: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(_CNMC_MODELS, ("02_cnmc_data_preparation",)),
+    "08_cnmc_explainability": ("02_cnmc_data_preparation", *_CNMC_MODELS),
+}
+
 #: The repository root, when not found by walking up from the working directory.
 ROOT_ENV = "CYTOBOOK_ROOT"
 #: Where run directories go (default ``<project>/runs``).
@@ -157,8 +166,9 @@ def resolve_run(run: str | os.PathLike | None = None, root: Path | None = None) 
 def needed_notebooks(name: str, notebooks: list[SuiteNotebook]) -> list[SuiteNotebook]:
     """The notebooks whose results ``name`` reads, in suite order.
 
-    Those before it in its chapter, and for each notebook of :data:`READS_FROM`
-    (its own or one it needs) the named notebook with its own needs.
+    Those before it in its chapter (only those of :data:`READS_IN_CHAPTER`
+    where it is listed there) and those :data:`READS_FROM` names for it, with
+    what each of them needs in turn.
 
     Raises
     ------
@@ -170,10 +180,13 @@ def needed_notebooks(name: str, notebooks: list[SuiteNotebook]) -> list[SuiteNot
         raise ValueError(f"no notebook {name!r} in the suite; notebooks: {', '.join(by_name)}")
 
     def closure(target: SuiteNotebook) -> set[str]:
-        found = {nb.name for nb in notebooks if nb.chapter == target.chapter and nb.number < target.number}
-        for reader in found | {target.name}:
-            for other in READS_FROM.get(reader, ()):
-                found |= {other} | closure(by_name[other])
+        direct = {nb.name for nb in notebooks if nb.chapter == target.chapter and nb.number < target.number}
+        if target.name in READS_IN_CHAPTER:
+            direct &= set(READS_IN_CHAPTER[target.name])
+        direct |= set(READS_FROM.get(target.name, ()))
+        found = set(direct)
+        for other in direct:  # and what those read in turn
+            found |= closure(by_name[other])
         return found
 
     wanted = closure(by_name[name])
