@@ -106,3 +106,30 @@ def _close_figures():
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+def test_stand_in_cells_are_the_training_images_of_every_split_and_no_other(tmp_path):
+    import pandas as pd
+
+    # Six cells; the image-level split trains on a, b, c, d (d augmented once more), the subject-level on b, c, e.
+    folds = pd.DataFrame({"path": list("abcdef"),
+                          "image_split": ["train", "train", "train", "train", "val", "test"],
+                          "subject_split": ["val", "train", "train", "test", "train", "train"]})
+    balanced = pd.DataFrame({"path": ["a", "b", "c", "d", "c"], "augmentation": ["none"] * 4 + ["rotate_90"]})
+    folder = tmp_path / "artifacts" / "02_cnmc_data_preparation"
+    folder.mkdir(parents=True)
+    folds.to_csv(folder / "training_folds.csv", index=False)
+    balanced.to_csv(folder / "image_split_balanced_train.csv", index=False)
+    x = np.arange(5, dtype=np.uint8)[:, None, None, None] * np.ones((1, 4, 4, 3), np.uint8)
+    y = np.array([0, 1, 0, 1, 0], dtype="float32")
+    splits = {"image": SplitArrays(x, y, x[:1], y[:1], x[:1], y[:1]), "subject": tiny_split(4)}
+    run = NotebookRun("04_test", get_profile("smoke"), None, tmp_path, 0)
+
+    pool = results.stand_in_cells(run, splits)
+    assert pool.x_train[:, 0, 0, 0].tolist() == [1, 2, 4]  # b, c and c's augmented copy
+    assert pool.y_train.tolist() == [1, 0, 0] and len(pool.x_val) == len(pool.x_test) == 0
+    with pytest.raises(ValueError, match="lists 5 training images, the image-level arrays hold 4"):
+        results.stand_in_cells(run, {"image": SplitArrays(x[:4], y[:4], x, y, x, y)})
+    folds.assign(subject_split="test").to_csv(folder / "training_folds.csv", index=False)
+    with pytest.raises(ValueError, match="no cell is in the training part of every split scheme"):
+        results.stand_in_cells(run, splits)

@@ -111,3 +111,14 @@ def test_recipes_sharing_feature_extraction_train_it_once(monkeypatch):
     assert len(calls) == 2  # "fe" and "fe64"; "ft" reuses the stage of "fe"
     assert tuned.history["loss"][:2] == alone.history["loss"] and len(tuned.history["loss"]) == 3
     assert other_head.history["loss"] != alone.history["loss"]
+
+
+def test_one_stand_in_serves_recipes_on_other_data():
+    pool, data = separable_data(), tiny_data(size=32)
+    profile = get_profile("smoke", epochs=1, stand_in_epochs=1)
+    trained = train_recipe(Recipe("fe", "mobilenet_v2", Stage("adam", 1e-3), dense=None), data, profile=profile, seed=0,
+                           stand_in_data=pool)
+    assert trained.settings["stand_in_base"]["training_images"] == len(pool.x_train)
+    stand_in = stand_in_base("mobilenet_v2", pool, profile=profile, seed=0)  # the one trained above, not a new one
+    layer = trained.model.get_layer("base").get_layer("block_5_project")
+    assert np.array_equal(layer.get_weights()[0], stand_in.get_layer("base").get_layer("block_5_project").get_weights()[0])

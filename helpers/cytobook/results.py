@@ -19,6 +19,7 @@ from pathlib import Path
 import keras
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 
 from .evaluation import binary_report, confusion_matrix_figure, learning_curves, predict_labels, roc_figure
 from .notebook import NotebookRun
@@ -149,6 +150,41 @@ def load_splits(run: NotebookRun, size: int | None = None) -> dict[str, SplitArr
 
     return {scheme: SplitArrays(resized(s.x_train), s.y_train, resized(s.x_val), s.y_val, resized(s.x_test), s.y_test)
             for scheme, s in splits.items()}
+
+
+def stand_in_cells(run: NotebookRun, splits: dict[str, SplitArrays]) -> SplitArrays:
+    """The training images that every split scheme trains on: those no split validates or tests on.
+
+    A base trained from random weights on them (where there are no ImageNet
+    weights, :func:`cytobook.models.transfer.stand_in_base`) can serve both
+    splits, as ImageNet weights would, having seen none of either split's
+    validation or test cells; one base instead of one per split. They are the
+    rows of ``splits["image"]``'s (balanced) training part whose cell is in
+    the training part of every scheme (``02_cnmc_data_preparation``'s tables),
+    with the augmented copies of those cells.
+
+    Returns
+    -------
+    SplitArrays
+        Those images and labels as the training part; validation and test parts empty.
+
+    Raises
+    ------
+    ValueError
+        If no cell is in every scheme's training part, or the tables do not match ``splits``.
+    """
+    folds = pd.read_csv(run.earlier_artifact("02_cnmc_data_preparation", "training_folds.csv"))
+    balanced = pd.read_csv(run.earlier_artifact("02_cnmc_data_preparation", "image_split_balanced_train.csv"))
+    image = splits["image"]
+    if len(balanced) != len(image.x_train):
+        raise ValueError(f"image_split_balanced_train.csv lists {len(balanced)} training images, the image-level arrays "
+                         f"hold {len(image.x_train)}: rerun 02_cnmc_data_preparation")
+    everywhere = (folds[[f"{scheme}_split" for scheme in SCHEMES]] == "train").all(axis=1)
+    keep = balanced["path"].isin(set(folds.loc[everywhere, "path"])).to_numpy()
+    if not keep.any():
+        raise ValueError("no cell is in the training part of every split scheme: no stand-in base can serve them all")
+    x, y = image.x_train[keep], image.y_train[keep]
+    return SplitArrays(x, y, x[:0], y[:0], x[:0], y[:0])
 
 
 def load_predictions(run: NotebookRun, scheme: str, members: Sequence[Sequence[str]]) -> dict[str, dict[str, np.ndarray]]:

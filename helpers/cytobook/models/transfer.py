@@ -285,7 +285,7 @@ def stand_in_base(arch: str, data: SplitArrays, *, profile, seed: int) -> keras.
     -------
     keras.Model
         The trained model (``preprocess``, ``base``, ``head``); its attribute
-        ``stand_in_settings`` records epochs, optimiser, rate and final training accuracy.
+        ``stand_in_settings`` records epochs, optimiser, rate, training images and final training accuracy.
     """
     epochs = profile.stand_in_epochs_for(arch)
     key = (arch, seed, _fingerprint(data), epochs, profile.batch_size)
@@ -301,6 +301,7 @@ def stand_in_base(arch: str, data: SplitArrays, *, profile, seed: int) -> keras.
                            batch_size=profile.batch_size, verbose=0)
         recalibrate_batch_norm(model, data.x_train[np.random.default_rng(seed).permutation(len(data.x_train))])
         model.stand_in_settings = {"epochs": epochs, "optimizer": "adam", "learning_rate": rate,
+                                   "training_images": len(data.x_train),
                                    "final_training_accuracy": float(result.history["accuracy"][-1])}
         _STAND_INS[key] = model
     return _STAND_INS[key]
@@ -370,7 +371,8 @@ def recipe_table(recipes: list[Recipe]) -> pd.DataFrame:
     return pd.DataFrame([recipe.describe() for recipe in recipes]).set_index("model")
 
 
-def train_recipe(recipe: Recipe, data: SplitArrays, *, profile, seed: int, size: int | None = None) -> Trained:
+def train_recipe(recipe: Recipe, data: SplitArrays, *, profile, seed: int, size: int | None = None,
+                 stand_in_data: SplitArrays | None = None) -> Trained:
     """Build ``recipe``'s model from ``seed`` and train it stage by stage on ``data``.
 
     Recipes that share their feature-extraction stage (a feature-extraction
@@ -386,6 +388,11 @@ def train_recipe(recipe: Recipe, data: SplitArrays, *, profile, seed: int, size:
         and how a stand-in base is trained without them (:func:`stand_in_base`).
     size
         Input side; by default the side of ``data``'s images.
+    stand_in_data
+        Where a stand-in base is needed, the images it is trained on (their
+        training part; default ``data``'s). Cells that no split validates or
+        tests on (:func:`cytobook.results.stand_in_cells`) let one base serve
+        every split, as ImageNet weights do.
 
     Returns
     -------
@@ -399,14 +406,16 @@ def train_recipe(recipe: Recipe, data: SplitArrays, *, profile, seed: int, size:
     model = transfer_classifier(recipe.arch, size, truncated=recipe.truncated, pooling=recipe.pooling,
                                 dense=recipe.dense, dropout=recipe.dropout, required=profile.imagenet_required)
     settings: dict[str, object] = {"imagenet_weights": None if model.imagenet_weights is None else str(model.imagenet_weights)}
+    stand_in_data = data if stand_in_data is None else stand_in_data
     if model.imagenet_weights is None:
-        stand_in = stand_in_base(recipe.arch, data, profile=profile, seed=seed)
+        stand_in = stand_in_base(recipe.arch, stand_in_data, profile=profile, seed=seed)
         for layer in model.get_layer("base").layers:  # a truncated base has a prefix of the whole base's layers
             if layer.weights:
                 layer.set_weights(stand_in.get_layer("base").get_layer(layer.name).get_weights())
         settings["stand_in_base"] = stand_in.stand_in_settings
     key = (replace(recipe, name="", fine_tune=None), seed, _fingerprint(data), settings["imagenet_weights"],
-           profile.epochs, profile.batch_size, profile.patience, profile.stand_in_epochs_for(recipe.arch))
+           None if model.imagenet_weights else (_fingerprint(stand_in_data), profile.stand_in_epochs_for(recipe.arch)),
+           profile.epochs, profile.batch_size, profile.patience)
     if key not in _EXTRACTED:
         history = fit_head_on_features(model, data, epochs=profile.epochs, batch_size=profile.batch_size,
                                        optimizer=recipe.extract.optimizer, learning_rate=recipe.extract.learning_rate,
