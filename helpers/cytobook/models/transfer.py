@@ -20,7 +20,9 @@ unfrozen (*our choice*, as in the Keras transfer-learning guide).
 **Without ImageNet weights** (a machine that has neither the file nor a
 network, in the ``smoke`` and ``demo`` profiles) there are no pretrained
 features to extract or fine-tune. :func:`train_recipe` then first trains the
-whole base from random weights on the split's own training images
+whole base from random weights on the split's own training images, or on the
+images it is given as ``stand_in_data`` (cells no split validates or tests on
+let one base serve every split, as ImageNet weights do)
 (:func:`stand_in_base`, at the profile's ``stand_in_epochs_for(arch)`` and
 :data:`STAND_IN_LEARNING_RATE`), and runs the recipe's stages unchanged from that
 stand-in for ImageNet: same architecture, same stages, same rates. The
@@ -279,7 +281,7 @@ def stand_in_base(arch: str, data: SplitArrays, *, profile, seed: int) -> keras.
     are then set from the training images (:func:`recalibrate_batch_norm`).
     Validation and test images stay unseen. The result is kept for the
     kernel's life, keyed by architecture, training images and seed, so every
-    recipe on one split starts from the same base.
+    recipe given the same images starts from the same base.
 
     Returns
     -------
