@@ -559,7 +559,7 @@ class Segmenter:
         return self.function(field)
 
 
-def backend_segmenter(prefer: str = "classical", *, diameter: float, strict: bool = False,
+def backend_segmenter(prefer: str = "classical", *, diameter: float, strict: bool = False, threshold: str = "otsu",
                       **options: Any) -> Segmenter:
     """The segmentation to run: classical unless Cellpose is asked for and importable.
 
@@ -573,6 +573,9 @@ def backend_segmenter(prefer: str = "classical", *, diameter: float, strict: boo
     strict
         With ``prefer="cellpose"``, raise the ImportError when it is missing
         instead of falling back to the classical method (with a warning).
+    threshold
+        The classical method's threshold, ``"otsu"`` or ``"adaptive"`` (see
+        :func:`segment_cells`); Cellpose has none.
     options
         More keyword arguments for the chosen function.
 
@@ -594,7 +597,8 @@ def backend_segmenter(prefer: str = "classical", *, diameter: float, strict: boo
             warnings.warn(f"{error} Falling back to the classical segmentation.", stacklevel=2)
         else:
             return Segmenter("cellpose", lambda field: segment_cells_cellpose(field, diameter=diameter, **options))
-    return Segmenter("classical", lambda field: segment_cells(field, nucleus_diameter=diameter, **options))
+    return Segmenter("classical", lambda field: segment_cells(field, nucleus_diameter=diameter, threshold=threshold,
+                                                               **options))
 
 
 # --------------------------------------------------------------------------- #

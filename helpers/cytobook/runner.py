@@ -610,8 +610,9 @@ class _NotebookWatch:
     """Watches one notebook's execution: logs slow cells and turns Ctrl-C into a kernel interrupt.
 
     Its methods are nbclient hooks, passed through papermill; :class:`_CtrlC`
-    calls :meth:`interrupt`. Interrupting the kernel (as Jupyter's stop button does) rather than raising here lets
-    nbclient save the notebook with the interrupted cell's traceback.
+    calls :meth:`interrupt`. Interrupting the kernel (as Jupyter's stop button
+    does) rather than raising here lets nbclient save the notebook with the
+    interrupted cell's traceback.
     """
 
     def __init__(self, log: Callable[[str], None], after_s: float, prefix: str = ""):
