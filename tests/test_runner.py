@@ -254,8 +254,23 @@ def test_slow_cells_are_logged_with_their_time(tmp_path, monkeypatch, capfd):
     assert re.fullmatch(r"    cell 4/5 `import time` still running after 0\.\ds", cells[0]), cells
     assert all("still running" in line for line in cells[:-1]) and 2 <= len(cells) - 1 <= 3
     assert not any("quick" in line for line in lines)
-    # The kernels inherit this process's stderr: their warnings would show here.
-    assert "encryption" not in capfd.readouterr().err
+    assert "encryption" not in capfd.readouterr().err  # the kernel's warnings go to its log
+
+
+@pytest.mark.slow
+def test_kernel_output_goes_to_the_run_and_is_named_when_the_kernel_dies(tmp_path, capfd):
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    # What a native library writes straight to the process's stderr, then a crash that kills the kernel.
+    write_notebook(notebooks / "01_data_crash.ipynb", "import os\nos.write(2, b'native library says hello\\n')",
+                   "os._exit(3)")
+    with pytest.raises(SuiteFailed) as caught:
+        run_suite("smoke", notebooks_dir=notebooks, root=tmp_path / "runs", log=lambda line: None)
+    kernel_log = caught.value.run_dir / "kernels" / "01_data_crash.log"
+    assert "native library says hello" in kernel_log.read_text()
+    assert "native library says hello" not in capfd.readouterr().err
+    assert str(caught.value).startswith("01_data_crash failed: DeadKernelError")
+    assert f"the kernel's own output: {kernel_log}" in str(caught.value)
 
 
 @pytest.mark.slow

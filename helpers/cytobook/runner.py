@@ -7,6 +7,7 @@ A run directory holds everything one execution of the suite produced::
         notebooks/NN_*.ipynb     the executed notebooks
         metrics/NN_*.json        each notebook's metrics
         artifacts/NN_*/          predictions, models, figures/ (every figure of the executed notebook)
+        kernels/NN_*.log         each notebook's kernel's own output (a resume appends to it)
         interrupted/NN_*-<n>/    what an interrupted or failed notebook left, set aside by a resume
 
 Run directories are created exclusively and never written into by a later
@@ -52,9 +53,10 @@ _RECORDED_PACKAGES = (
 PROGRESS_AFTER_S = 5.0
 #: A cell still running after this long gets a line saying so, again at every doubling.
 STILL_RUNNING_AFTER_S = 60.0
-#: Arguments of the runner's kernels: the kernel's own log (warnings, errors while it is shut
-#: down mid-cell) is not the user's business; what the notebook prints is kept as usual.
-_KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
+#: Folder of the run directory that keeps each kernel's own output (its log, native libraries'
+#: messages, errors while it is shut down mid-cell): not the reader's business while the run goes
+#: on, and interleaved when several kernels run at once, but kept for a kernel that dies.
+KERNEL_LOGS = "kernels"
 
 
 class SuiteFailed(RuntimeError):
@@ -437,7 +439,9 @@ def _execute(
                         for item in ready:
                             pending.remove(item)
                             counter, nb, record = item
-                            watch = _NotebookWatch(session.log, progress_after_s, prefix=f"{nb.name}: " if jobs > 1 else "")
+                            watch = _NotebookWatch(session.log, progress_after_s,
+                                                   prefix=f"{nb.name}: " if jobs > 1 else "",
+                                                   kernel_log=run_dir / KERNEL_LOGS / f"{nb.name}.log")
                             running[pool.submit(session.run_notebook, counter, nb, record, watch)] = (nb.name, watch)
                         if not running:  # cannot happen: todo is in suite order, so a notebook's needs come first
                             raise RuntimeError(f"no notebook can start: {[item[1].name for item in pending]} wait for "
@@ -557,6 +561,8 @@ class _Session:
                 else:  # the kernel died (out of memory?), a timeout, papermill refused the notebook...
                     problem = f"{type(error).__name__}: {error}"
                     message = f"{nb.name} failed: {problem}"
+                    if watch.kernel_log is not None and watch.kernel_log.exists():
+                        message += f"\n  the kernel's own output: {watch.kernel_log}"
                 record.update(status="failed", error=problem)
                 self.save()
             message += f"\n  executed notebook with the traceback: {output}"
@@ -615,10 +621,12 @@ class _NotebookWatch:
     interrupted cell's traceback.
     """
 
-    def __init__(self, log: Callable[[str], None], after_s: float, prefix: str = ""):
+    def __init__(self, log: Callable[[str], None], after_s: float, prefix: str = "",
+                 kernel_log: Path | None = None):
         self.log = log
         self.after_s = after_s
         self.prefix = prefix  # names the notebook on its cells' lines when several run at once
+        self.kernel_log = kernel_log  # the kernel's stdout and stderr are appended there; None: inherited
         self.interrupted = False
         self.kernel: Any = None  # the notebook's kernel manager, once nbclient made it
         self._start = time.perf_counter()
@@ -644,9 +652,16 @@ class _NotebookWatch:
                 super().__init__(**kwargs)
                 watch.kernel = self
 
+            async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+                if watch.kernel_log is None:
+                    return await super()._async_launch_kernel(kernel_cmd, **kw)
+                watch.kernel_log.parent.mkdir(parents=True, exist_ok=True)
+                # The kernel process gets its own copy of the file descriptor.
+                with watch.kernel_log.open("ab") as output:
+                    await super()._async_launch_kernel(kernel_cmd, stdout=output, stderr=output, **kw)
+
         return {
             "kernel_manager_class": WatchedKernelManager,
-            "extra_arguments": list(_KERNEL_ARGUMENTS),
             "on_notebook_start": self._notebook_started,
             "on_cell_execute": self._cell_started,
             "on_cell_executed": self._cell_finished,
