@@ -90,6 +90,24 @@ def test_fit_decays_the_learning_rate_on_a_plateau():
     assert list(rates) == sorted(rates, reverse=True)
 
 
+def test_fit_watches_the_validation_accuracy_when_asked():
+    # Reversed validation labels again: the validation accuracy falls as the fit improves, so watching it
+    # (higher is better) stops early and keeps the weights of its best epoch.
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("float32")
+    data = SplitArrays(x, y, x[:16], 1 - y[:16], x[:0], y[:0])
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer=keras.optimizers.RMSprop(0.1), loss="binary_crossentropy", metrics=["accuracy"])
+    history = fit(model, data, epochs=30, batch_size=16, patience=2, monitor="val_accuracy", verbose=0)
+    assert len(history["loss"]) < 30
+    kept = float(np.mean((model.predict(data.x_val, verbose=0).ravel() > 0.5) == data.y_val))
+    assert kept == pytest.approx(max(history["val_accuracy"]))
+    with pytest.raises(ValueError, match="monitor must be"):
+        fit(model, data, epochs=1, batch_size=16, monitor="val_auc")
+
+
 def test_class_weight_trade_off_averages_seeds_per_weight():
     rng = np.random.default_rng(2)
     n = 120

@@ -143,6 +143,7 @@ def fit(
     class_weight: dict[int, float] | None = None,
     history: dict[str, list[float]] | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
+    monitor: str = "val_loss",
     verbose: int = 2,
 ) -> dict[str, list[float]]:
     """Fit on the training arrays, validating each epoch; returns the (extended) history.
@@ -150,11 +151,11 @@ def fit(
     Parameters
     ----------
     patience
-        Stop after this many epochs without a lower validation loss and keep
+        Stop after this many epochs without a better ``monitor`` and keep
         the best weights; ``None`` trains for all ``epochs``.
     reduce_lr_patience
         Multiply the learning rate by 0.1 after this many epochs without a
-        lower validation loss (report 2: 6); ``None`` keeps it constant.
+        better ``monitor`` (report 2: 6); ``None`` keeps it constant.
     class_weight
         Loss weight of each class label (report 2: 2.5 for ALL, 1.0 for HEM).
     history
@@ -162,14 +163,22 @@ def fit(
         fine-tuning shows as one learning curve.
     callbacks
         More Keras callbacks, run before early stopping and the learning-rate decay.
+    monitor
+        The validation metric that early stopping and the decay watch:
+        ``"val_loss"`` (lower is better) or ``"val_accuracy"`` (higher is better).
     verbose
         2: one line per epoch (progress bars flood saved notebooks); 0: silent.
     """
+    if monitor not in ("val_loss", "val_accuracy"):
+        raise ValueError(f"monitor must be 'val_loss' or 'val_accuracy', got {monitor!r}")
+    mode = "min" if monitor == "val_loss" else "max"
     callbacks = list(callbacks)
     if patience is not None:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True))
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience,
+                                                       restore_best_weights=True))
     if reduce_lr_patience is not None:
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.1, patience=reduce_lr_patience))
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=mode, factor=0.1,
+                                                           patience=reduce_lr_patience))
     result = model.fit(
         data.x_train, data.y_train,
         validation_data=(data.x_val, data.y_val),

@@ -104,8 +104,8 @@ class MemberTrainer:
     Report 2 starts models A and B from the same ImageNet weights and trains
     each on its set (Sec. 2.4) with RMSprop at its default rate, at most
     ``spec.epochs``, learning rate x 0.1 after ``spec.reduce_lr_patience``
-    epochs without a lower validation loss and early stopping after
-    ``spec.patience`` (best weights kept; Sec. 2.5). Tracing
+    epochs without a better validation score (``spec.monitor``) and early
+    stopping after ``spec.patience`` (best weights kept; Sec. 2.5). Tracing
     Inception-ResNet-V2's training step costs over a minute on 2 cores, so
     one network is built and compiled once, and before each member its
     weights and its optimiser's state are set back to the start.
@@ -163,7 +163,8 @@ class MemberTrainer:
             sample = np.random.default_rng(self.seed).permutation(len(data.x_train))[:256]
             callbacks.append(BatchNormRecalibration(data.x_train[sample]))
         history = fit(self.model, data, epochs=self.spec.epochs, batch_size=self.spec.batch_size,
-                      patience=self.spec.patience, reduce_lr_patience=self.spec.reduce_lr_patience, callbacks=callbacks)
+                      patience=self.spec.patience, reduce_lr_patience=self.spec.reduce_lr_patience,
+                      monitor=self.spec.monitor, callbacks=callbacks)
         # One pass per image set gives both the features and the member's probabilities.
         outputs = {key: self._features_and_probabilities(images)
                    for key, images in (("train", stage_two_images), ("val", data.x_val), ("test", data.x_test))}
@@ -195,7 +196,8 @@ def train_combined(features: SplitArrays, spec, *, class_weight: dict[int, float
     head.compile(optimizer=make_optimizer("rmsprop", spec.learning_rate), loss="sparse_categorical_crossentropy",
                  metrics=["accuracy"])
     history = fit(head, features, epochs=spec.combined_epochs, batch_size=spec.batch_size, patience=spec.patience,
-                  reduce_lr_patience=spec.reduce_lr_patience, class_weight=class_weight, verbose=verbose)
+                  reduce_lr_patience=spec.reduce_lr_patience, monitor=spec.monitor, class_weight=class_weight,
+                  verbose=verbose)
     return Trained(name, head, history, p_val=predict_proba(head, features.x_val),
                    p_test=predict_proba(head, features.x_test),
                    settings={"class_weight": dict(class_weight), "epochs_run": len(history["loss"])})
