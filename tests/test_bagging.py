@@ -73,16 +73,21 @@ def test_combined_model_trains_on_member_features_with_class_weights():
     assert (heavy.p_test > 0.5).mean() > (light.p_test > 0.5).mean()  # a heavier class 1 predicts it more often
 
 
-def test_fit_decays_the_learning_rate_on_a_plateau():
-    # The validation labels are the training labels reversed: the better the fit, the worse the validation
-    # loss, so the rate drops tenfold after the first epoch without improvement.
+def _reversed_validation() -> tuple[keras.Model, SplitArrays]:
+    """A logistic model and data whose validation labels are the training labels reversed:
+    the better the fit, the worse every validation score."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 4)).astype("float32")
     y = (x[:, 0] > 0).astype("float32")
-    data = SplitArrays(x, y, x[:16], 1 - y[:16], x[:0], y[:0])
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
-    model.compile(optimizer=keras.optimizers.RMSprop(0.1), loss="binary_crossentropy")
+    model.compile(optimizer=keras.optimizers.RMSprop(0.1), loss="binary_crossentropy", metrics=["accuracy"])
+    return model, SplitArrays(x, y, x[:16], 1 - y[:16], x[:0], y[:0])
+
+
+def test_fit_decays_the_learning_rate_on_a_plateau():
+    # The rate drops tenfold after the first epoch without a lower validation loss.
+    model, data = _reversed_validation()
     history = fit(model, data, epochs=8, batch_size=16, reduce_lr_patience=1)
     rates = history["learning_rate"]
     assert rates[0] == pytest.approx(0.1, rel=1e-6) and min(rates) < 0.1
@@ -91,15 +96,9 @@ def test_fit_decays_the_learning_rate_on_a_plateau():
 
 
 def test_fit_watches_the_validation_accuracy_when_asked():
-    # Reversed validation labels again: the validation accuracy falls as the fit improves, so watching it
-    # (higher is better) stops early and keeps the weights of its best epoch.
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(64, 4)).astype("float32")
-    y = (x[:, 0] > 0).astype("float32")
-    data = SplitArrays(x, y, x[:16], 1 - y[:16], x[:0], y[:0])
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
-    model.compile(optimizer=keras.optimizers.RMSprop(0.1), loss="binary_crossentropy", metrics=["accuracy"])
+    # The validation accuracy falls as the fit improves, so watching it (higher is better) stops early and
+    # keeps the weights of its best epoch.
+    model, data = _reversed_validation()
     history = fit(model, data, epochs=30, batch_size=16, patience=2, monitor="val_accuracy", verbose=0)
     assert len(history["loss"]) < 30
     kept = float(np.mean((model.predict(data.x_val, verbose=0).ravel() > 0.5) == data.y_val))
