@@ -274,6 +274,25 @@ def test_kernel_output_goes_to_the_run_and_is_named_when_the_kernel_dies(tmp_pat
 
 
 @pytest.mark.slow
+def test_notebooks_run_in_their_folder_and_leave_the_working_directory_alone(tmp_path, monkeypatch):
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    # Two chapters, so they run side by side; the first to start ends first, which is when a process-wide
+    # change of directory per notebook would leave the second's restored on exit.
+    for name, seconds in (("10_bagging_data", 0.5), ("20_wbc_unet_data", 4)):
+        write_notebook(notebooks / f"{name}.ipynb",
+                       f"import os, time\nfrom pathlib import Path\ntime.sleep({seconds})\n"
+                       f"(Path(run_dir) / '{name}.cwd').write_text(os.getcwd())")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    run_dir = run_suite("smoke", notebooks_dir=notebooks, root=tmp_path / "runs", log=lambda line: None, jobs=2)
+    assert [(run_dir / f"{name}.cwd").read_text() for name in ("10_bagging_data", "20_wbc_unet_data")] == \
+        [str(notebooks)] * 2
+    assert Path.cwd() == elsewhere
+
+
+@pytest.mark.slow
 def test_failed_notebook_resumes_after_the_fix(suite, tmp_path):
     write_notebook(suite / "01_data_first.ipynb", "raise RuntimeError('broken on purpose')")
     with pytest.raises(SuiteFailed) as caught:

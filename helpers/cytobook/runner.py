@@ -532,9 +532,11 @@ class _Session:
                 record.update(status="running", duration_s=None, parameters=_parameters(self.manifest, nb, self.run_dir))
                 self.save()
             self.log(f"{tag} ...")
+            # The kernel starts in the notebook's folder. Not papermill's cwd=, which changes this whole
+            # process's working directory: two notebooks running at once would restore each other's.
             papermill.execute_notebook(
-                str(nb.path), str(output), parameters=record["parameters"], cwd=str(nb.path.parent),
-                progress_bar=False, log_output=False, **watch.engine_kwargs(),
+                str(nb.path), str(output), parameters=record["parameters"], progress_bar=False, log_output=False,
+                resources={"metadata": {"path": str(nb.path.parent)}}, **watch.engine_kwargs(),
             )
             if watch.interrupted:  # Ctrl-C after the last cell: stop all the same
                 raise KeyboardInterrupt
