@@ -439,9 +439,8 @@ def _execute(
                         for item in ready:
                             pending.remove(item)
                             counter, nb, record = item
-                            watch = _NotebookWatch(session.log, progress_after_s,
-                                                   prefix=f"{nb.name}: " if jobs > 1 else "",
-                                                   kernel_log=run_dir / KERNEL_LOGS / f"{nb.name}.log")
+                            watch = _NotebookWatch(session.log, progress_after_s, run_dir / KERNEL_LOGS / f"{nb.name}.log",
+                                                   prefix=f"{nb.name}: " if jobs > 1 else "")
                             running[pool.submit(session.run_notebook, counter, nb, record, watch)] = (nb.name, watch)
                         if not running:  # cannot happen: todo is in suite order, so a notebook's needs come first
                             raise RuntimeError(f"no notebook can start: {[item[1].name for item in pending]} wait for "
@@ -563,7 +562,7 @@ class _Session:
                 else:  # the kernel died (out of memory?), a timeout, papermill refused the notebook...
                     problem = f"{type(error).__name__}: {error}"
                     message = f"{nb.name} failed: {problem}"
-                    if watch.kernel_log is not None and watch.kernel_log.exists():
+                    if watch.kernel_log.exists():  # not when papermill refused the notebook before a kernel started
                         message += f"\n  the kernel's own output: {watch.kernel_log}"
                 record.update(status="failed", error=problem)
                 self.save()
@@ -623,12 +622,11 @@ class _NotebookWatch:
     interrupted cell's traceback.
     """
 
-    def __init__(self, log: Callable[[str], None], after_s: float, prefix: str = "",
-                 kernel_log: Path | None = None):
+    def __init__(self, log: Callable[[str], None], after_s: float, kernel_log: Path, prefix: str = ""):
         self.log = log
         self.after_s = after_s
         self.prefix = prefix  # names the notebook on its cells' lines when several run at once
-        self.kernel_log = kernel_log  # the kernel's stdout and stderr are appended there; None: inherited
+        self.kernel_log = kernel_log  # the kernel's stdout and stderr are appended there
         self.interrupted = False
         self.kernel: Any = None  # the notebook's kernel manager, once nbclient made it
         self._start = time.perf_counter()
@@ -655,8 +653,6 @@ class _NotebookWatch:
                 watch.kernel = self
 
             async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
-                if watch.kernel_log is None:
-                    return await super()._async_launch_kernel(kernel_cmd, **kw)
                 watch.kernel_log.parent.mkdir(parents=True, exist_ok=True)
                 # The kernel process gets its own copy of the file descriptor.
                 with watch.kernel_log.open("ab") as output:
